@@ -1,0 +1,352 @@
+/**
+ * Dispatch: one pipeline cache, command batching, a uniform arena, read-back.
+ *
+ * Ops record dispatches into one open command encoder; the batch is submitted
+ * when a read-back needs it, when {@link sync} is called, or when it grows past
+ * {@link MAX_BATCH} dispatches. Every dispatch's uniforms go to one CPU-side
+ * arena that is written with a single `writeBuffer` just before the submit, so
+ * recording a dispatch costs no queue operation.
+ *
+ * @module
+ */
+
+import { gpu, GpuError, takeUncapturedErrors } from "./device.ts";
+import { currentBatch, onBatchSubmitted, type Storage } from "./memory.ts";
+import { foldGrid, type KernelProgram } from "../kernels/program.ts";
+
+/** Dispatches recorded before a batch is submitted without being asked. */
+export const MAX_BATCH = 256;
+/** Bytes of uniforms each dispatch may use (and the arena's slot size). */
+export const UNIFORM_SLOT = 256;
+
+interface CachedPipeline {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+const pipelines = new Map<string, CachedPipeline>();
+let encoder: GPUCommandEncoder | null = null;
+let pass: GPUComputePassEncoder | null = null;
+let arena: GPUBuffer | null = null;
+let arenaCpu = new Uint8Array(UNIFORM_SLOT * MAX_BATCH);
+let arenaUsed = 0;
+let batchNames: string[] = [];
+const pendingErrors: string[] = [];
+const debugSync = readEnv("FROST_DEBUG_SYNC") === "1";
+const debugShaders = readEnv("FROST_DEBUG_SHADERS") === "1";
+
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Something that wants to hear about every dispatch (the profiler). */
+export interface DispatchObserver {
+  /** Called as each dispatch is recorded; returns timestamp writes to attach, if any. */
+  onDispatch(
+    name: string,
+    flops: number,
+    bytes: number,
+  ): GPUComputePassTimestampWrites | undefined;
+  /** Called with the encoder just before the batch is finished (to resolve queries). */
+  beforeSubmit(encoder: GPUCommandEncoder): void;
+  /** Called after submit. */
+  afterSubmit(): void;
+}
+
+let observer: DispatchObserver | null = null;
+
+/** Installs (or with `null`, removes) the dispatch observer. */
+export function setDispatchObserver(o: DispatchObserver | null): void {
+  sync();
+  observer = o;
+}
+
+function pipelineFor(program: KernelProgram): CachedPipeline {
+  const hit = pipelines.get(program.key);
+  if (hit) return hit;
+  const { device } = gpu();
+  const code = program.wgsl();
+  if (debugShaders) console.error(`// ---- ${program.name} (${program.key})\n${code}`);
+  const entries: GPUBindGroupLayoutEntry[] = [];
+  for (let i = 0; i < program.inputs + program.outputs; i++) {
+    entries.push({
+      binding: i,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: i < program.inputs ? "read-only-storage" : "storage" },
+    });
+  }
+  if (program.uniforms) {
+    entries.push({
+      binding: program.inputs + program.outputs,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: 0 },
+    });
+  }
+  device.pushErrorScope("validation");
+  const module = device.createShaderModule({ code, label: program.name });
+  const layout = device.createBindGroupLayout({ entries, label: program.name });
+  const pipeline = device.createComputePipeline({
+    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+    compute: { module, entryPoint: "main" },
+    label: program.name,
+  });
+  device.popErrorScope().then(async (err) => {
+    if (!err) return;
+    let where = "";
+    try {
+      const info = await module.getCompilationInfo();
+      where = info.messages.map((m) => `  line ${m.lineNum}:${m.linePos} ${m.type}: ${m.message}`)
+        .join("\n");
+    } catch { /* compilation info is optional */ }
+    const numbered = code.split("\n").map((l, i) => `${String(i + 1).padStart(4)} | ${l}`).join(
+      "\n",
+    );
+    pendingErrors.push(
+      `kernel "${program.name}" failed to compile: ${err.message}\n${where}\n${numbered}`,
+    );
+  });
+  const cached = { pipeline, layout };
+  pipelines.set(program.key, cached);
+  return cached;
+}
+
+/** Number of distinct pipelines built so far (for tests of the cache). */
+export function pipelineCount(): number {
+  return pipelines.size;
+}
+
+/** One dispatch of a kernel. */
+export interface Dispatch {
+  /** Read-only storages, in binding order. */
+  inputs: (Storage | GPUBuffer)[];
+  /** Read-write storages, in binding order after the inputs. */
+  outputs: (Storage | GPUBuffer)[];
+  /** Uniform block contents (at most {@link UNIFORM_SLOT} bytes). */
+  uniforms?: ArrayBufferView;
+  /** Workgroups to launch: a 1-D count (folded into a grid when large) or a 3-D grid. */
+  workgroups: number | [number, number, number];
+  /** Floating-point operations done, for the profiler. */
+  flops?: number;
+  /** Bytes moved to and from memory, for the profiler. */
+  bytes?: number;
+}
+
+function bufferOf(s: Storage | GPUBuffer): GPUBuffer {
+  return "buffer" in s ? s.buffer : s;
+}
+
+function ensureEncoder(): GPUCommandEncoder {
+  if (!encoder) encoder = gpu().device.createCommandEncoder();
+  return encoder;
+}
+
+function ensureArena(): GPUBuffer {
+  if (!arena) {
+    arena = gpu().device.createBuffer({
+      size: UNIFORM_SLOT * MAX_BATCH,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label: "uniform arena",
+    });
+  }
+  return arena;
+}
+
+/**
+ * Records one dispatch of `program` into the current batch.
+ *
+ * @example
+ * ```ts ignore
+ * run(program, { inputs: [a], outputs: [out], uniforms: new Uint32Array([n]), workgroups: n / 64 });
+ * ```
+ */
+export function run(program: KernelProgram, d: Dispatch): void {
+  const { device, limits } = gpu();
+  if (batchNames.length >= MAX_BATCH) sync();
+  const { pipeline, layout } = pipelineFor(program);
+  const entries: GPUBindGroupEntry[] = [];
+  const all = [...d.inputs, ...d.outputs];
+  if (all.length !== program.inputs + program.outputs) {
+    throw new Error(
+      `kernel "${program.name}": expected ${program.inputs} inputs and ${program.outputs} outputs, got ${d.inputs.length} and ${d.outputs.length}`,
+    );
+  }
+  for (let i = 0; i < all.length; i++) {
+    const buffer = bufferOf(all[i]);
+    const size = "bytes" in all[i] ? Math.max(4, Math.ceil((all[i] as Storage).bytes / 4) * 4) : buffer.size;
+    if (size > limits.maxStorageBufferBindingSize) {
+      throw new RangeError(
+        `kernel "${program.name}": binding ${i} is ${size} bytes, above this adapter's ` +
+          `maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize})`,
+      );
+    }
+    entries.push({ binding: i, resource: { buffer, size } });
+  }
+  let offsets: number[] = [];
+  if (program.uniforms) {
+    const u = d.uniforms;
+    if (!u || u.byteLength > UNIFORM_SLOT) {
+      throw new Error(`kernel "${program.name}": uniforms missing or above ${UNIFORM_SLOT} bytes`);
+    }
+    const off = arenaUsed;
+    arenaCpu.set(new Uint8Array(u.buffer, u.byteOffset, u.byteLength), off);
+    arenaUsed += UNIFORM_SLOT;
+    entries.push({
+      binding: all.length,
+      resource: { buffer: ensureArena(), offset: 0, size: UNIFORM_SLOT },
+    });
+    offsets = [off];
+  }
+  const bindGroup = device.createBindGroup({ layout, entries });
+  const grid = typeof d.workgroups === "number" ? foldGrid(d.workgroups) : d.workgroups;
+  const enc = ensureEncoder();
+  const stamps = observer?.onDispatch(program.name, d.flops ?? 0, d.bytes ?? 0);
+  if (stamps && pass) {
+    pass.end();
+    pass = null;
+  }
+  const p = pass ?? enc.beginComputePass(stamps ? { timestampWrites: stamps } : undefined);
+  p.setPipeline(pipeline);
+  p.setBindGroup(0, bindGroup, offsets);
+  p.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+  if (stamps) p.end();
+  else pass = p;
+  batchNames.push(program.name);
+  if (debugSync) sync();
+}
+
+/** Closes the open compute pass so that copies can be recorded. */
+function endPass(): GPUCommandEncoder {
+  if (pass) {
+    pass.end();
+    pass = null;
+  }
+  return ensureEncoder();
+}
+
+/** Records a buffer-to-buffer copy into the current batch. */
+export function copyBuffer(
+  src: Storage | GPUBuffer,
+  srcOffset: number,
+  dst: Storage | GPUBuffer,
+  dstOffset: number,
+  bytes: number,
+): void {
+  endPass().copyBufferToBuffer(bufferOf(src), srcOffset, bufferOf(dst), dstOffset, bytes);
+  batchNames.push("copy");
+}
+
+/**
+ * Submits the recorded batch. Errors from it are reported by the next
+ * {@link flushErrors} or read-back.
+ *
+ * @example
+ * ```ts ignore
+ * sync(); // everything recorded so far is now on the GPU queue
+ * ```
+ */
+export function sync(): void {
+  if (!encoder) return;
+  const { device } = gpu();
+  const enc = endPass();
+  observer?.beforeSubmit(enc);
+  if (arenaUsed > 0) device.queue.writeBuffer(ensureArena(), 0, arenaCpu, 0, arenaUsed);
+  const names = batchNames;
+  device.pushErrorScope("out-of-memory");
+  device.pushErrorScope("validation");
+  device.queue.submit([enc.finish()]);
+  const report = (err: GPUError | null) => {
+    if (err) pendingErrors.push(describeBatchError(err, names));
+  };
+  device.popErrorScope().then(report);
+  device.popErrorScope().then(report);
+  encoder = null;
+  arenaUsed = 0;
+  arenaCpu = arenaCpu.byteLength === UNIFORM_SLOT * MAX_BATCH
+    ? arenaCpu
+    : new Uint8Array(UNIFORM_SLOT * MAX_BATCH);
+  batchNames = [];
+  onBatchSubmitted();
+  observer?.afterSubmit();
+}
+
+function describeBatchError(err: GPUError, names: string[]): string {
+  const counts = new Map<string, number>();
+  for (const n of names) counts.set(n, (counts.get(n) ?? 0) + 1);
+  const list = [...counts].map(([n, c]) => (c > 1 ? `${n}×${c}` : n)).join(", ");
+  const kind = err.constructor?.name === "GPUOutOfMemoryError" ? "out of GPU memory" : "error";
+  return `WebGPU ${kind} in a batch of kernels [${list}]: ${err.message}` +
+    (debugSync ? "" : " (set FROST_DEBUG_SYNC=1 to submit each kernel alone and name the culprit)");
+}
+
+/**
+ * Waits for the GPU to finish all submitted work and throws any error it reported.
+ *
+ * @example
+ * ```ts ignore
+ * await flushErrors();
+ * ```
+ */
+export async function flushErrors(): Promise<void> {
+  sync();
+  const g = gpu();
+  await Promise.race([g.device.queue.onSubmittedWorkDone(), lostPromise()]);
+  throwPending();
+}
+
+const lostPromises = new WeakMap<GPUDevice, Promise<never>>();
+
+/** A promise that rejects when the device is lost (shared, so no rejection goes unhandled). */
+function lostPromise(): Promise<never> {
+  const { device } = gpu();
+  let p = lostPromises.get(device);
+  if (!p) {
+    p = device.lost.then((info) => {
+      throw new GpuError(`WebGPU device lost (${info.reason}): ${info.message}`);
+    });
+    p.catch(() => {});
+    lostPromises.set(device, p);
+  }
+  return p;
+}
+
+function throwPending(): void {
+  const g = gpu();
+  if (g.lost) throw g.lost;
+  const errs = [...pendingErrors.splice(0), ...takeUncapturedErrors()];
+  if (errs.length) throw new GpuError(errs.join("\n\n"));
+}
+
+/**
+ * Copies `bytes` bytes of a storage back to the CPU, submitting pending work
+ * first. Rejects with the kernel's error if the batch failed, or if the device
+ * is lost, rather than hanging.
+ */
+export async function readBuffer(
+  src: Storage | GPUBuffer,
+  offset: number,
+  bytes: number,
+): Promise<ArrayBuffer> {
+  const { device } = gpu();
+  const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+  const staging = device.createBuffer({
+    size,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  try {
+    endPass().copyBufferToBuffer(bufferOf(src), offset, staging, 0, size);
+    batchNames.push("read-back");
+    sync();
+    await Promise.race([staging.mapAsync(GPUMapMode.READ), lostPromise()]);
+    throwPending();
+    return staging.getMappedRange().slice(0, bytes);
+  } finally {
+    staging.destroy();
+  }
+}
+
+/** Id of the batch being recorded (see memory.ts). */
+export { currentBatch };

@@ -1,0 +1,71 @@
+/**
+ * The shape of a kernel program: one object per kernel that names itself,
+ * keys the pipeline cache and produces its WGSL.
+ *
+ * Binding convention (every program follows it, so the dispatcher can build
+ * the bind-group layout without parsing WGSL):
+ * - `@binding(0 .. inputs-1)`: `var<storage, read>` inputs;
+ * - `@binding(inputs .. inputs+outputs-1)`: `var<storage, read_write>` outputs;
+ * - `@binding(inputs+outputs)`: `var<uniform> u`, when `uniforms` is true.
+ * Shapes and strides travel as uniforms so one pipeline serves every size.
+ *
+ * @module
+ */
+
+/** A WGSL compute kernel. */
+export interface KernelProgram {
+  /** Human-readable kernel name, used in errors and the profiler table. */
+  readonly name: string;
+  /** Pipeline cache key: must change whenever `wgsl()` would (dtype, rank, variant). */
+  readonly key: string;
+  /** Number of read-only storage bindings. */
+  readonly inputs: number;
+  /** Number of read-write storage bindings. */
+  readonly outputs: number;
+  /** Whether the kernel takes a uniform block (bound last). */
+  readonly uniforms: boolean;
+  /** The WGSL source. Called once per cache key. */
+  wgsl(): string;
+}
+
+/** WGSL scalar types for the engine's dtypes. */
+export type WgslScalar = "f32" | "i32" | "u32";
+
+/**
+ * WGSL that turns a folded 2-D/3-D workgroup grid back into a linear index.
+ * Use in a kernel whose entry point declares `@builtin(workgroup_id) wid` and
+ * `@builtin(num_workgroups) nwg`; `WG` is the workgroup size.
+ */
+export const LINEAR_INDEX =
+  "(wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y) * WG + lid.x";
+
+/** Builtins to declare in a kernel entry that uses {@link LINEAR_INDEX}. */
+export const LINEAR_BUILTINS =
+  "@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid_i: u32, @builtin(local_invocation_id) lid: vec3<u32>";
+
+/**
+ * Folds a 1-D count of workgroups into a grid within the 65,535-per-dimension
+ * limit of WebGPU. The kernel must guard against the few extra workgroups.
+ *
+ * @example
+ * ```ts
+ * import { foldGrid } from "./program.ts";
+ * console.log(foldGrid(100000)); // [50000, 2, 1]
+ * ```
+ */
+export function foldGrid(count: number, max = 65535): [number, number, number] {
+  if (count <= max) return [Math.max(1, count), 1, 1];
+  const y = Math.ceil(count / max);
+  if (y <= max) return [Math.ceil(count / y), y, 1];
+  const z = Math.ceil(y / max);
+  const y2 = Math.ceil(y / z);
+  return [Math.ceil(count / (y2 * z)), y2, z];
+}
+
+/** Formats a number as a WGSL f32 literal without losing precision. */
+export function f32Literal(x: number): string {
+  if (Number.isNaN(x)) throw new Error("f32Literal(): NaN cannot be a WGSL constant");
+  if (!Number.isFinite(x)) return x > 0 ? "bitcast<f32>(0x7f800000u)" : "bitcast<f32>(0xff800000u)";
+  const s = Math.fround(x).toPrecision(9);
+  return /[.eE]/.test(s) ? s + "f" : s + ".0f";
+}

@@ -30,7 +30,8 @@ export interface Gpu {
 let current: Gpu | null = null;
 let pending: Promise<Gpu> | null = null;
 
-const NO_ADAPTER = "WebGPU: no GPU adapter was found (navigator.gpu.requestAdapter() returned null). " +
+const NO_ADAPTER =
+  "WebGPU: no GPU adapter was found (navigator.gpu.requestAdapter() returned null). " +
   "Without a GPU, install a software implementation: on Debian/Ubuntu `apt-get install " +
   "libgl1-mesa-dri` (Mesa llvmpipe, OpenGL) or `apt-get install mesa-vulkan-drivers` (lavapipe).";
 

@@ -176,7 +176,9 @@ export function run(program: KernelProgram, d: Dispatch): void {
   }
   for (let i = 0; i < all.length; i++) {
     const buffer = bufferOf(all[i]);
-    const size = "bytes" in all[i] ? Math.max(4, Math.ceil((all[i] as Storage).bytes / 4) * 4) : buffer.size;
+    const size = "bytes" in all[i]
+      ? Math.max(4, Math.ceil((all[i] as Storage).bytes / 4) * 4)
+      : buffer.size;
     if (size > limits.maxStorageBufferBindingSize) {
       throw new RangeError(
         `kernel "${program.name}": binding ${i} is ${size} bytes, above this adapter's ` +

@@ -103,6 +103,8 @@ export class Storage {
   refs = 1;
   /** Whether the buffer has gone back to the pool. */
   released = false;
+  /** How many tape nodes hold this storage as a saved tensor. */
+  savedBy = 0;
   #category: MemoryCategory;
 
   constructor(bytes: number, category: MemoryCategory, forWrite = false) {

@@ -36,8 +36,7 @@ export type WgslScalar = "f32" | "i32" | "u32";
  * Use in a kernel whose entry point declares `@builtin(workgroup_id) wid` and
  * `@builtin(num_workgroups) nwg`; `WG` is the workgroup size.
  */
-export const LINEAR_INDEX =
-  "(wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y) * WG + lid.x";
+export const LINEAR_INDEX = "(wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y) * WG + lid.x";
 
 /** Builtins to declare in a kernel entry that uses {@link LINEAR_INDEX}. */
 export const LINEAR_BUILTINS =

@@ -1,0 +1,141 @@
+/**
+ * Reverse-mode autograd: the tape, grad mode, and `backward()`.
+ *
+ * What the tape records is decided during the forward pass: an op records a
+ * node only when grad mode is on and one of its inputs requires grad, and it
+ * saves only the tensors its backward rule will need for the gradients that
+ * are actually required. A frozen prefix of a network (parameters with
+ * `requiresGrad = false`, fed by data that needs no grad) therefore records
+ * nothing and keeps no activations: it costs only its forward pass.
+ *
+ * @module
+ */
+
+import type { Tensor } from "./tensor.ts";
+import type { UnaryFn } from "../kernels/elementwise.ts";
+import type { BinaryFn, ScalarFn } from "../kernels/elementwise.ts";
+
+/** The differentiable primitive ops and the attributes each records. */
+export interface OpAttrs {
+  unary: { fn: UnaryFn };
+  binary: { fn: BinaryFn };
+  scalar: { fn: ScalarFn; s: number };
+  where: Record<never, never>;
+  sum: { axes: number[]; keepdim: boolean };
+  max: { axes: number[]; keepdim: boolean };
+  matmul: { transA: boolean; transB: boolean; act: "none" | "relu" | "gelu"; bias: boolean };
+  softmax: { log: boolean };
+  crossEntropy: { labelSmoothing: number; ignoreIndex: number };
+  reshape: Record<never, never>;
+  permute: { perm: number[] };
+  slice: { starts: number[] };
+  expand: Record<never, never>;
+  concat: { axis: number; sizes: number[] };
+  pad: { before: number[] };
+  indexSelect: { axis: number };
+  scatterAdd: { axis: number };
+  dropout: { p: number; seed: number; offset: number };
+}
+
+/** Name of a differentiable primitive. */
+export type Op = keyof OpAttrs;
+
+/** One recorded operation. */
+export interface Node<P extends Op = Op> {
+  /** Which primitive produced the output. */
+  op: P;
+  /** The op's attributes. */
+  attrs: OpAttrs[P];
+  /** The op's inputs (tensors and non-differentiable operands alike). */
+  inputs: Tensor[];
+  /** Shapes of the inputs, kept since an input may be disposed before backward. */
+  inputShapes: (readonly number[])[];
+  /** Which inputs need a gradient. */
+  needs: boolean[];
+  /** Tensors the backward rule reads; released once it has run. */
+  saved: Tensor[];
+  /** Whether backward has already consumed this node. */
+  freed: boolean;
+}
+
+/**
+ * A backward rule: given the node and the gradient of its output, returns one
+ * gradient per input (`null` where `node.needs[i]` is false).
+ */
+export type VjpRule<P extends Op> = (node: Node<P>, gradOut: Tensor) => (Tensor | null)[];
+
+/** Every primitive's rule; a primitive without one fails type checking in ops/vjp.ts. */
+export type VjpTable = { [P in Op]: VjpRule<P> };
+
+let gradEnabled = true;
+
+/** Whether ops record onto the tape now. */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/**
+ * Runs `fn` with the tape off: nothing it does is recorded or differentiable.
+ *
+ * @example
+ * ```ts
+ * import { noGrad, randn } from "../mod.ts";
+ * const w = randn([3]);
+ * w.requiresGrad = true;
+ * const y = noGrad(() => w.mul(2));
+ * console.log(y.requiresGrad); // false
+ * ```
+ */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    const r = fn();
+    if (r instanceof Promise) {
+      throw new Error("noGrad(fn): fn must be synchronous (ops are recorded synchronously)");
+    }
+    return r;
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Frees a node's saved tensors (after backward, or when its graph is dropped). */
+export function freeNode(node: Node): void {
+  if (node.freed) return;
+  node.freed = true;
+  for (const t of node.saved) {
+    const s = t.storage;
+    if (--s.savedBy === 0 && s.category === "activation") s.category = "temporary";
+    t.dispose();
+  }
+  node.saved = [];
+}
+
+/**
+ * Attaches a node to `out` when grad mode is on and some input requires grad.
+ * `save` is called only then, so an op on frozen inputs saves nothing. Saved
+ * tensors are shared views held by the tape until backward consumes them.
+ */
+export function record<P extends Op>(
+  op: P,
+  attrs: OpAttrs[P],
+  inputs: Tensor[],
+  out: Tensor,
+  save?: (needs: boolean[]) => Tensor[],
+): void {
+  if (!gradEnabled) return;
+  const needs = inputs.map((t) => t.requiresGrad);
+  if (!needs.some((n) => n)) return;
+  const saved = save ? save(needs).map((t) => t.saveForBackward()) : [];
+  const node: Node<P> = {
+    op,
+    attrs,
+    inputs,
+    inputShapes: inputs.map((t) => t.shape),
+    needs,
+    saved,
+    freed: false,
+  };
+  out.setNode(node as unknown as Node);
+}

@@ -1,0 +1,45 @@
+/**
+ * The engine: device, tensors, memory, dispatch, autograd and ops.
+ *
+ * @module
+ */
+
+export { GpuError, initGpu } from "./device.ts";
+export {
+  emptyCache,
+  type MemoryCategory,
+  type MemoryStats,
+  memoryStats,
+  resetPeakMemory,
+} from "./memory.ts";
+export { sync } from "./dispatch.ts";
+export {
+  type DType,
+  keep,
+  scope,
+  type Shape,
+  Tensor,
+  tensor,
+  type TensorData,
+  type TensorOptions,
+} from "./tensor.ts";
+export { isGradEnabled, noGrad } from "./autograd.ts";
+export * from "./ops/elementwise.ts";
+export { argmax, max, mean, min, sum, variance } from "./ops/reduce.ts";
+export { matmul, type MatmulOptions } from "./ops/matmul.ts";
+export { crossEntropy, type CrossEntropyOptions, logSoftmax, softmax } from "./ops/softmax.ts";
+export {
+  concat,
+  expand,
+  flatten,
+  pad,
+  permute,
+  reshape,
+  slice,
+  split,
+  squeeze,
+  transpose,
+  unsqueeze,
+} from "./ops/shape.ts";
+export { gather, indexSelect, scatterAdd } from "./ops/index.ts";
+export { dropout, getRngState, manualSeed, rand, randn, setRngState } from "./ops/random.ts";

@@ -1,0 +1,37 @@
+/**
+ * The table of backward rules, one per primitive. Its type lists every key of
+ * `OpAttrs`, so adding a primitive without a rule is a compile error.
+ *
+ * @module
+ */
+
+import type { VjpTable } from "../autograd.ts";
+import { binaryVjp, scalarVjp, unaryVjp, whereVjp } from "./elementwise.ts";
+import { maxVjp, sumVjp } from "./reduce.ts";
+import { matmulVjp } from "./matmul.ts";
+import { crossEntropyVjp, softmaxVjp } from "./softmax.ts";
+import { concatVjp, expandVjp, padVjp, permuteVjp, reshapeVjp, sliceVjp } from "./shape.ts";
+import { indexSelectVjp, scatterAddVjp } from "./index.ts";
+import { dropoutVjp } from "./random.ts";
+
+/** Every primitive's backward rule. */
+export const vjpRules: VjpTable = {
+  unary: unaryVjp,
+  binary: binaryVjp,
+  scalar: scalarVjp,
+  where: whereVjp,
+  sum: sumVjp,
+  max: maxVjp,
+  matmul: matmulVjp,
+  softmax: softmaxVjp,
+  crossEntropy: crossEntropyVjp,
+  reshape: reshapeVjp,
+  permute: permuteVjp,
+  slice: sliceVjp,
+  expand: expandVjp,
+  concat: concatVjp,
+  pad: padVjp,
+  indexSelect: indexSelectVjp,
+  scatterAdd: scatterAddVjp,
+  dropout: dropoutVjp,
+};

@@ -1,0 +1,49 @@
+/**
+ * The strided copy: `out[outBase + Σ c·os] = in[inBase + Σ c·is]` over an
+ * iteration shape. With the right strides it is permute, slice, expand,
+ * concat (one copy per piece into its region) and pad (fill, then copy into
+ * the interior): one kernel for every data-movement op.
+ *
+ * @module
+ */
+
+import type { KernelProgram } from "./program.ts";
+
+/** Largest rank of the strided copy. */
+export const COPY_RANK = 8;
+
+/** The strided copy kernel (32-bit elements of any dtype). */
+export function stridedCopyProgram(): KernelProgram {
+  return {
+    name: "strided_copy",
+    key: "strided_copy",
+    inputs: 1,
+    outputs: 1,
+    uniforms: true,
+    wgsl: () => /* wgsl */ `
+struct U {
+  n: u32, rank: u32, inBase: u32, outBase: u32,
+  shape: array<vec4<u32>, 2>, is: array<vec4<u32>, 2>, os: array<vec4<u32>, 2>,
+}
+fn dim(v: array<vec4<u32>, 2>, d: u32) -> u32 { return v[d >> 2u][d & 3u]; }
+@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let stride = nwg.x * nwg.y * nwg.z * 64u;
+  for (var i = (wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y) * 64u + lid; i < u.n; i += stride) {
+    var r = i; var a = u.inBase; var b = u.outBase;
+    for (var d = i32(u.rank) - 1; d >= 0; d--) {
+      let s = dim(u.shape, u32(d));
+      let c = r % s;
+      r = r / s;
+      a += c * dim(u.is, u32(d));
+      b += c * dim(u.os, u32(d));
+    }
+    dst[b] = src[a];
+  }
+}`,
+  };
+}

@@ -51,7 +51,23 @@ export function initGpu(): Promise<Gpu> {
   return pending;
 }
 
+/**
+ * Mesa prints "XDG_RUNTIME_DIR is invalid" on every start when the variable is
+ * unset (containers, CI). Point it at a private directory if we may.
+ */
+function quietMesa(): void {
+  try {
+    if (Deno.build.os !== "linux" || Deno.env.get("XDG_RUNTIME_DIR")) return;
+    const dir = `/tmp/frost-runtime-${Deno.uid() ?? 0}`;
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+  } catch {
+    // Without env/write permission the message is only noise; carry on.
+  }
+}
+
 async function acquire(): Promise<Gpu> {
+  quietMesa();
   if (typeof navigator === "undefined" || !("gpu" in navigator)) {
     throw new GpuError("WebGPU: navigator.gpu is not available in this runtime. " + NO_ADAPTER);
   }

@@ -55,6 +55,8 @@ export interface DispatchObserver {
   beforeSubmit(encoder: GPUCommandEncoder): void;
   /** Called after submit. */
   afterSubmit(): void;
+  /** Submit each dispatch alone (for CPU-side timing when timestamps are unavailable). */
+  readonly syncEach: boolean;
 }
 
 let observer: DispatchObserver | null = null;
@@ -217,7 +219,7 @@ export function run(program: KernelProgram, d: Dispatch): void {
   if (stamps) p.end();
   else pass = p;
   batchNames.push(program.name);
-  if (debugSync) sync();
+  if (debugSync || observer?.syncEach) sync();
 }
 
 /** Closes the open compute pass so that copies can be recorded. */

@@ -1,0 +1,135 @@
+/**
+ * `deno task profile KERNEL [--size flags]`: times one kernel family at chosen
+ * sizes and prints the per-kernel table (GPU timestamps where available).
+ *
+ *   deno task profile matmul --m 1024 --n 1024 --k 1024 [--transA] [--transB] [--backward]
+ *   deno task profile elementwise --n 1048576 [--op add|mul|relu|gelu|exp]
+ *   deno task profile reduce --rows 1024 --cols 1024 [--axis 0|1]
+ *   deno task profile softmax --rows 1024 --cols 1000
+ *   deno task profile cross_entropy --rows 1024 --cols 1000
+ *   deno task profile copy --rows 1024 --cols 1024        (transpose)
+ *   deno task profile gather --rows 30522 --cols 128 --n 4096
+ *   deno task profile random --n 1048576
+ *   deno task profile optimizer --n 1048576 [--op sgd|adamw]
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import * as F from "../mod.ts";
+import { formatProfile, profile } from "../engine/profiler.ts";
+
+const { values, positionals } = parseArgs({
+  args: Deno.args,
+  allowPositionals: true,
+  options: {
+    m: { type: "string" },
+    n: { type: "string" },
+    k: { type: "string" },
+    rows: { type: "string" },
+    cols: { type: "string" },
+    axis: { type: "string" },
+    op: { type: "string" },
+    reps: { type: "string" },
+    transA: { type: "boolean" },
+    transB: { type: "boolean" },
+    backward: { type: "boolean" },
+  },
+});
+const int = (v: string | undefined, d: number) => (v === undefined ? d : Number.parseInt(v, 10));
+const reps = int(values.reps, 5);
+const family = positionals[0];
+
+type Body = () => void;
+function setup(): Body {
+  switch (family) {
+    case "matmul": {
+      const m = int(values.m, 512), n = int(values.n, 512), k = int(values.k, 512);
+      const a = F.randn(values.transA ? [k, m] : [m, k]);
+      const b = F.randn(values.transB ? [n, k] : [k, n]);
+      if (values.backward) {
+        a.requiresGrad = true;
+        b.requiresGrad = true;
+      }
+      return () =>
+        F.scope(() => {
+          const c = F.matmul(a, b, { transA: values.transA, transB: values.transB });
+          if (values.backward) {
+            c.sum().backward();
+            a.grad?.dispose();
+            b.grad?.dispose();
+            a.grad = b.grad = null;
+          }
+        });
+    }
+    case "elementwise": {
+      const n = int(values.n, 1 << 20);
+      const a = F.randn([n]), b = F.randn([n]);
+      const op = values.op ?? "add";
+      return () =>
+        F.scope(() => {
+          if (op === "add") F.add(a, b);
+          else if (op === "mul") F.mul(a, b);
+          else if (op === "relu") F.relu(a);
+          else if (op === "gelu") F.gelu(a);
+          else if (op === "exp") F.exp(a);
+          else throw new Error(`unknown --op ${op}`);
+        });
+    }
+    case "reduce": {
+      const x = F.randn([int(values.rows, 1024), int(values.cols, 1024)]);
+      const axis = int(values.axis, 1);
+      return () => F.scope(() => void F.sum(x, axis));
+    }
+    case "softmax": {
+      const x = F.randn([int(values.rows, 1024), int(values.cols, 1000)]);
+      return () => F.scope(() => void F.softmax(x));
+    }
+    case "cross_entropy": {
+      const rows = int(values.rows, 1024), cols = int(values.cols, 1000);
+      const x = F.randn([rows, cols]);
+      const y = F.tensor(Int32Array.from({ length: rows }, (_, i) => i % cols), { dtype: "i32" });
+      return () => F.scope(() => void F.crossEntropy(x, y));
+    }
+    case "copy": {
+      const x = F.randn([int(values.rows, 1024), int(values.cols, 1024)]);
+      return () => F.scope(() => void F.transpose(x));
+    }
+    case "gather": {
+      const rows = int(values.rows, 30522), cols = int(values.cols, 128), n = int(values.n, 4096);
+      const x = F.randn([rows, cols]);
+      const idx = F.tensor(Int32Array.from({ length: n }, (_, i) => (i * 7919) % rows), { dtype: "i32" });
+      return () => F.scope(() => void F.indexSelect(x, 0, idx));
+    }
+    case "random": {
+      const n = int(values.n, 1 << 20);
+      return () => F.scope(() => void F.randn([n]));
+    }
+    case "optimizer": {
+      const n = int(values.n, 1 << 20);
+      const p = F.keep(F.randn([n]));
+      p.requiresGrad = true;
+      const opt = values.op === "adamw" ? new F.optim.AdamW([p], { lr: 1e-3 }) : new F.optim.SGD([p], { lr: 0.1, momentum: 0.9 });
+      return () => {
+        p.grad = F.keep(F.randn([n]));
+        opt.step();
+        opt.zeroGrad();
+      };
+    }
+    default:
+      console.error(
+        `usage: deno task profile <matmul|elementwise|reduce|softmax|cross_entropy|copy|gather|random|optimizer> [size flags]\n` +
+          `unknown kernel family "${family ?? ""}"`,
+      );
+      Deno.exit(2);
+  }
+}
+
+const body = setup();
+// First run compiles the pipelines (llvmpipe also JIT-compiles on first dispatch): not timed.
+body();
+F.sync();
+const { report } = await profile(() => {
+  for (let i = 0; i < reps; i++) body();
+});
+console.log(`${family} ×${reps}\n${formatProfile(report)}`);

@@ -64,7 +64,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
           `backward(): the graph through ${t} was already freed (by an earlier backward() or its scope)`,
         );
       }
-      const rule = vjpRules[node.op] as VjpRule<Op>;
+      const rule = vjpRules()[node.op] as VjpRule<Op>;
       const gins = rule(node as Node<Op>, g);
       freeNode(node);
       node.inputs.forEach((inp, i) => {

@@ -42,8 +42,6 @@ export interface MemoryStats {
   liveBuffers: number;
 }
 
-const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-
 /** Size classes: multiples of 256 bytes below 64 KiB, then quarter powers of two. */
 function sizeClass(bytes: number): number {
   const b = Math.max(16, bytes);
@@ -180,7 +178,9 @@ function acquire(capacity: number, forWrite: boolean): GPUBuffer {
       `cannot allocate ${capacity} bytes: the adapter's maxBufferSize is ${limits.maxBufferSize}`,
     );
   }
-  return device.createBuffer({ size: capacity, usage: USAGE });
+  // (Flags read here, not at module load: touching WebGPU globals starts the driver.)
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  return device.createBuffer({ size: capacity, usage });
 }
 
 /** Destroys every pooled (free) buffer, returning its memory to the driver. */

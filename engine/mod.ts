@@ -43,3 +43,7 @@ export {
 } from "./ops/shape.ts";
 export { gather, indexSelect, scatterAdd } from "./ops/index.ts";
 export { dropout, getRngState, manualSeed, rand, randn, setRngState } from "./ops/random.ts";
+export * as optim from "./optim/mod.ts";
+export { formatProfile, type KernelStats, profile, type ProfileReport } from "./profiler.ts";
+export * as nn from "./nn/mod.ts";
+export { loadSafetensors, loadSafetensorsWithMetadata, saveSafetensors } from "./checkpoint.ts";

@@ -44,8 +44,8 @@ export interface TrainerOptimizer {
   step(): void;
   /** Releases the gradients. */
   zeroGrad(): void;
-  /** Sets the learning rate of every parameter group. */
-  setLr?(lr: number): void;
+  /** Learning rate of every parameter group (set by the schedule). */
+  lr: number;
 }
 
 /** A source of batches, iterated once per epoch. */
@@ -144,7 +144,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
     let lastLoss: number | undefined;
     const t0 = performance.now();
     for await (const batch of o.train.batches()) {
-      if (o.lrAt && o.optimizer.setLr) o.optimizer.setLr(o.lrAt(step));
+      if (o.lrAt) o.optimizer.lr = o.lrAt(step);
       const loss = scope(() => {
         const x = tensor(batch.x, { shape: [batch.size, ...o.sampleShape] });
         const y = tensor(batch.y, { shape: [batch.size], dtype: "i32" });
@@ -167,7 +167,9 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
       if (inEpoch % logEvery === 0 || inEpoch === o.train.batchesPerEpoch) {
         lastLoss = (await windowSum.item()) / windowSteps;
         if (!Number.isFinite(lastLoss)) {
-          throw new Error(`training diverged: loss is ${lastLoss} at step ${step} (epoch ${epoch})`);
+          throw new Error(
+            `training diverged: loss is ${lastLoss} at step ${step} (epoch ${epoch})`,
+          );
         }
         windowSum.dispose();
         windowSum = keep(zeros([]));
@@ -192,7 +194,9 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
     };
     results.push(r);
     print(
-      `epoch ${epoch}: train loss ${trainLoss.toFixed(4)}, test accuracy ${(100 * testAccuracy).toFixed(2)}%, ` +
+      `epoch ${epoch}: train loss ${trainLoss.toFixed(4)}, test accuracy ${
+        (100 * testAccuracy).toFixed(2)
+      }%, ` +
         `${seconds.toFixed(1)} s (${r.samplesPerSecond.toFixed(0)} samples/s), peak GPU memory ${
           (r.peakBytes / 2 ** 20).toFixed(1)
         } MiB`,
@@ -210,7 +214,11 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
  * const acc = await evaluate(model, testLoader, [784]);
  * ```
  */
-export async function evaluate(model: TrainableModel, data: BatchSource, sampleShape: number[]): Promise<number> {
+export async function evaluate(
+  model: TrainableModel,
+  data: BatchSource,
+  sampleShape: number[],
+): Promise<number> {
   model.eval();
   let correct = keep(zeros([]));
   let n = 0;

@@ -14,24 +14,32 @@ import { concatVjp, expandVjp, padVjp, permuteVjp, reshapeVjp, sliceVjp } from "
 import { indexSelectVjp, scatterAddVjp } from "./index.ts";
 import { dropoutVjp } from "./random.ts";
 
-/** Every primitive's backward rule. */
-export const vjpRules: VjpTable = {
-  unary: unaryVjp,
-  binary: binaryVjp,
-  scalar: scalarVjp,
-  where: whereVjp,
-  sum: sumVjp,
-  max: maxVjp,
-  matmul: matmulVjp,
-  softmax: softmaxVjp,
-  crossEntropy: crossEntropyVjp,
-  reshape: reshapeVjp,
-  permute: permuteVjp,
-  slice: sliceVjp,
-  expand: expandVjp,
-  concat: concatVjp,
-  pad: padVjp,
-  indexSelect: indexSelectVjp,
-  scatterAdd: scatterAddVjp,
-  dropout: dropoutVjp,
-};
+let table: VjpTable | null = null;
+
+/**
+ * Every primitive's backward rule. Built on first use: the ops modules import
+ * each other in a cycle through this table, so reading their exports while
+ * the modules are still being evaluated would hit uninitialised bindings.
+ */
+export function vjpRules(): VjpTable {
+  return table ??= {
+    unary: unaryVjp,
+    binary: binaryVjp,
+    scalar: scalarVjp,
+    where: whereVjp,
+    sum: sumVjp,
+    max: maxVjp,
+    matmul: matmulVjp,
+    softmax: softmaxVjp,
+    crossEntropy: crossEntropyVjp,
+    reshape: reshapeVjp,
+    permute: permuteVjp,
+    slice: sliceVjp,
+    expand: expandVjp,
+    concat: concatVjp,
+    pad: padVjp,
+    indexSelect: indexSelectVjp,
+    scatterAdd: scatterAddVjp,
+    dropout: dropoutVjp,
+  };
+}

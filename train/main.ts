@@ -50,12 +50,22 @@ export interface TrainArgs {
 
 class UsageError extends Error {}
 
-function num(name: string, v: string | undefined, def: number, opts: { int?: boolean; min?: number } = {}): number {
+function num(
+  name: string,
+  v: string | undefined,
+  def: number,
+  opts: { int?: boolean; min?: number } = {},
+): number {
   if (v === undefined) return def;
   const x = Number(v);
-  if (v.trim() === "" || !Number.isFinite(x) || (opts.int && !Number.isInteger(x)) || (opts.min !== undefined && x < opts.min)) {
+  if (
+    v.trim() === "" || !Number.isFinite(x) || (opts.int && !Number.isInteger(x)) ||
+    (opts.min !== undefined && x < opts.min)
+  ) {
     throw new UsageError(
-      `--${name}: expected ${opts.int ? "an integer" : "a number"}${opts.min !== undefined ? ` ≥ ${opts.min}` : ""}, got "${v}"`,
+      `--${name}: expected ${opts.int ? "an integer" : "a number"}${
+        opts.min !== undefined ? ` ≥ ${opts.min}` : ""
+      }, got "${v}"`,
     );
   }
   return x;
@@ -92,7 +102,9 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
   if (model !== "mlp") throw new UsageError(`--model: unknown model "${model}" (available: mlp)`);
   const dataset = s("dataset") ?? "fashion-mnist";
   if (!["fashion-mnist", "mnist"].includes(dataset)) {
-    throw new UsageError(`--dataset: unknown dataset "${dataset}" (available: fashion-mnist, mnist)`);
+    throw new UsageError(
+      `--dataset: unknown dataset "${dataset}" (available: fashion-mnist, mnist)`,
+    );
   }
   return {
     model,
@@ -137,13 +149,19 @@ async function main(argv: string[]): Promise<number> {
     new nn.ReLU(),
     new nn.Linear(args.hidden, ds.train.classes.length),
   );
-  console.log(`model: mlp ${inputs}-${args.hidden}-${ds.train.classes.length}, ${model.numParameters()} parameters`);
+  console.log(
+    `model: mlp ${inputs}-${args.hidden}-${ds.train.classes.length}, ${model.numParameters()} parameters`,
+  );
   const optimizer = new optim.SGD(model.parameters(), {
     lr: args.lr,
     momentum: args.momentum,
     weightDecay: args.weightDecay,
   });
-  const trainLoader = new BatchLoader(ds.train, { batchSize: args.batchSize, shuffle: true, seed: args.seed });
+  const trainLoader = new BatchLoader(ds.train, {
+    batchSize: args.batchSize,
+    shuffle: true,
+    seed: args.seed,
+  });
   const testLoader = new BatchLoader(ds.test, { batchSize: 1000 });
   const total = args.epochs * trainLoader.batchesPerEpoch;
   const schedule = optim.cosineLR(args.lr, total);

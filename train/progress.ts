@@ -16,7 +16,9 @@ export interface ProgressFields {
 /** Formats seconds as `1h02m`, `3m05s` or `12.3s`. */
 export function formatDuration(s: number): string {
   if (!Number.isFinite(s)) return "?";
-  if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  if (s >= 3600) {
+    return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  }
   if (s >= 60) return `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, "0")}s`;
   return `${s.toFixed(1)}s`;
 }

@@ -17,23 +17,41 @@ import type { BinaryFn, ScalarFn } from "../kernels/elementwise.ts";
 
 /** The differentiable primitive ops and the attributes each records. */
 export interface OpAttrs {
+  /** Elementwise function of one tensor. */
   unary: { fn: UnaryFn };
+  /** Elementwise function of two tensors (broadcasting). */
   binary: { fn: BinaryFn };
+  /** Elementwise function of a tensor and a number. */
   scalar: { fn: ScalarFn; s: number };
+  /** Selection by a mask. */
   where: Record<never, never>;
+  /** Sum over axes. */
   sum: { axes: number[]; keepdim: boolean };
+  /** Maximum over axes. */
   max: { axes: number[]; keepdim: boolean };
+  /** Matrix product with optional fused epilogue. */
   matmul: { transA: boolean; transB: boolean; act: "none" | "relu" | "gelu"; bias: boolean };
+  /** Softmax or log-softmax over the last axis. */
   softmax: { log: boolean };
+  /** Per-row cross-entropy with integer labels. */
   crossEntropy: { labelSmoothing: number; ignoreIndex: number };
+  /** View with another shape. */
   reshape: Record<never, never>;
+  /** Axis reordering. */
   permute: { perm: number[] };
+  /** Sub-tensor copy. */
   slice: { starts: number[] };
+  /** Broadcast copy. */
   expand: Record<never, never>;
+  /** Join along an axis. */
   concat: { axis: number; sizes: number[] };
+  /** Constant padding. */
   pad: { before: number[] };
+  /** Gather along an axis. */
   indexSelect: { axis: number };
+  /** Scatter-add along an axis. */
   scatterAdd: { axis: number };
+  /** Inverted dropout. */
   dropout: { p: number; seed: number; offset: number };
 }
 

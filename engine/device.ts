@@ -7,6 +7,11 @@
 
 /** Thrown when WebGPU is missing, the device is lost, or a kernel fails validation. */
 export class GpuError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What went wrong and, where known, how to fix it.
+   */
   constructor(message: string) {
     super(message);
     this.name = "GpuError";

@@ -105,6 +105,11 @@ export class Storage {
   savedBy = 0;
   #category: MemoryCategory;
 
+  /**
+   * Takes a buffer of at least `bytes` from the pool (or the driver).
+   * `forWrite`: the buffer will be filled with `queue.writeBuffer`, so it must
+   * not be one freed by the batch being recorded (see the module comment).
+   */
   constructor(bytes: number, category: MemoryCategory, forWrite = false) {
     this.bytes = bytes;
     this.capacity = sizeClass(bytes);

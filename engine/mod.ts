@@ -4,15 +4,16 @@
  * @module
  */
 
-export { GpuError, initGpu } from "./device.ts";
+export { type Gpu, GpuError, initGpu } from "./device.ts";
 export {
   emptyCache,
   type MemoryCategory,
   type MemoryStats,
   memoryStats,
   resetPeakMemory,
+  Storage,
 } from "./memory.ts";
-export { sync } from "./dispatch.ts";
+export { flushErrors as synchronize, sync } from "./dispatch.ts";
 export {
   type DType,
   keep,
@@ -23,8 +24,43 @@ export {
   type TensorData,
   type TensorOptions,
 } from "./tensor.ts";
-export { isGradEnabled, noGrad } from "./autograd.ts";
-export * from "./ops/elementwise.ts";
+export type { BinaryFn, ScalarFn, UnaryFn } from "../kernels/elementwise.ts";
+export { isGradEnabled, type Node, noGrad, type Op, type OpAttrs } from "./autograd.ts";
+export {
+  abs,
+  add,
+  arange,
+  broadcastShapes,
+  cast,
+  cos,
+  div,
+  eq,
+  exp,
+  full,
+  ge,
+  gelu,
+  gt,
+  le,
+  log,
+  lt,
+  maximum,
+  minimum,
+  mul,
+  ne,
+  neg,
+  ones,
+  pow,
+  relu,
+  relu6,
+  rsqrt,
+  sigmoid,
+  sin,
+  sqrt,
+  sub,
+  tanh,
+  where,
+  zeros,
+} from "./ops/elementwise.ts";
 export { argmax, max, mean, min, sum, variance } from "./ops/reduce.ts";
 export { matmul, type MatmulOptions } from "./ops/matmul.ts";
 export { crossEntropy, type CrossEntropyOptions, logSoftmax, softmax } from "./ops/softmax.ts";

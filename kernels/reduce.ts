@@ -68,8 +68,15 @@ function combine(fn: ReduceFn): string {
     case "min":
       return "acc = min(acc, v);";
     case "argmax": // first index of the maximum; NaN counts as the maximum (PyTorch)
-      return "if (v > acc || (v != v && acc == acc)) { acc = v; best = j; }";
+      return "if (v > acc || (isNan_(v) && !isNan_(acc))) { acc = v; best = j; }";
   }
+}
+
+// WGSL lets compilers assume floats are never NaN, and Mesa folds `v != v` to false,
+// so NaN is detected from the bits.
+function isNanFn(dtype: WgslScalar): string {
+  const body = dtype === "f32" ? "(bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u" : "false";
+  return `fn isNan_(v: T) -> bool { return ${body}; }`;
 }
 
 /** One invocation per output element. */
@@ -84,6 +91,7 @@ export function reduceRowsProgram(fn: ReduceFn, dtype: WgslScalar): KernelProgra
     wgsl: () =>
       `alias T = ${dtype};
 ${COMMON}
+${isNanFn(dtype)}
 @group(0) @binding(0) var<storage, read> x: array<T>;
 @group(0) @binding(1) var<storage, read_write> out: array<${outT}>;
 @group(0) @binding(2) var<uniform> u: U;
@@ -116,7 +124,7 @@ export function reduceTreeProgram(fn: ReduceFn, dtype: WgslScalar): KernelProgra
     : fn === "min"
     ? "sv[lid] = min(sv[lid], sv[lid + s]);"
     : `let a = sv[lid]; let b = sv[lid + s];
-      if (b > a || (b != b && a == a) || (b == a && si[lid + s] < si[lid])) { sv[lid] = b; si[lid] = si[lid + s]; }`;
+      if (b > a || (isNan_(b) && !isNan_(a)) || (b == a && si[lid + s] < si[lid])) { sv[lid] = b; si[lid] = si[lid + s]; }`;
   return {
     name: `reduce_${fn}`,
     key: `reduce_tree_${fn}_${dtype}`,
@@ -126,6 +134,7 @@ export function reduceTreeProgram(fn: ReduceFn, dtype: WgslScalar): KernelProgra
     wgsl: () =>
       `alias T = ${dtype};
 ${COMMON}
+${isNanFn(dtype)}
 @group(0) @binding(0) var<storage, read> x: array<T>;
 @group(0) @binding(1) var<storage, read_write> out: array<${outT}>;
 @group(0) @binding(2) var<uniform> u: U;

@@ -12,7 +12,6 @@ import { checkShape, type Shape, Tensor } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
 import { run } from "../dispatch.ts";
 import { dropoutProgram, randomProgram } from "../../kernels/random.ts";
-import { elementwiseGroups } from "../../kernels/elementwise.ts";
 import { mul } from "./elementwise.ts";
 
 const rng = { seed: 0x2545f491, offset: 0 };
@@ -120,7 +119,9 @@ function dropoutRaw(x: Tensor, p: number, seed: number, offset: number): Tensor 
       inputs: [x.storage],
       outputs: [out.storage],
       uniforms: new Uint8Array(u),
-      workgroups: elementwiseGroups(n) * 4,
+      // One invocation per element (no grid-stride loop): elementwiseGroups() is capped for
+      // grid-stride kernels and would leave elements past 2^26 unwritten.
+      workgroups: Math.ceil(n / 64),
       bytes: 8 * n,
     });
   }

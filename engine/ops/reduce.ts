@@ -22,7 +22,7 @@ export function normAxes(op: string, shape: Shape, axes?: number | number[]): nu
     : axes;
   const out = new Set<number>();
   for (const a of list) {
-    const k = a < 0 ? a + shape.length : a;
+    const k = a < 0 ? a + Math.max(shape.length, 1) : a;
     if (!Number.isInteger(k) || k < 0 || k >= Math.max(shape.length, 1)) {
       throw new RangeError(`${op}: axis ${a} is out of range for shape ${fmtShape(shape)}`);
     }
@@ -135,6 +135,9 @@ export function max(x: Tensor, axes?: number | number[], keepdim = false): Tenso
 
 /** Minimum over `axes`. */
 export function min(x: Tensor, axes?: number | number[], keepdim = false): Tensor {
+  // Integer negation wraps (−0 = 0 beats every nonzero u32, −INT_MIN = INT_MIN), so integer
+  // tensors, which need no gradient, use the kernel's min directly.
+  if (x.dtype !== "f32") return reduceRaw("min", x, normAxes("min", x.shape, axes), keepdim);
   return mul(max(mul(x, -1), axes, keepdim), -1);
 }
 

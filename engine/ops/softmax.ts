@@ -49,7 +49,8 @@ function softmaxLast(x: Tensor, log: boolean): Tensor {
 }
 
 function alongAxis(x: Tensor, axis: number, f: (t: Tensor) => Tensor): Tensor {
-  const a = axis < 0 ? axis + x.ndim : axis;
+  // A 0-d tensor has one implicit axis (axis 0 or -1), as in PyTorch.
+  const a = axis < 0 ? axis + Math.max(x.ndim, 1) : axis;
   if (a < 0 || a >= Math.max(x.ndim, 1)) {
     throw new RangeError(`softmax: axis ${axis} is out of range for ${fmtShape(x.shape)}`);
   }

@@ -98,7 +98,9 @@ function setup(): Body {
     case "gather": {
       const rows = int(values.rows, 30522), cols = int(values.cols, 128), n = int(values.n, 4096);
       const x = F.randn([rows, cols]);
-      const idx = F.tensor(Int32Array.from({ length: n }, (_, i) => (i * 7919) % rows), { dtype: "i32" });
+      const idx = F.tensor(Int32Array.from({ length: n }, (_, i) => (i * 7919) % rows), {
+        dtype: "i32",
+      });
       return () => F.scope(() => void F.indexSelect(x, 0, idx));
     }
     case "random": {
@@ -109,7 +111,9 @@ function setup(): Body {
       const n = int(values.n, 1 << 20);
       const p = F.keep(F.randn([n]));
       p.requiresGrad = true;
-      const opt = values.op === "adamw" ? new F.optim.AdamW([p], { lr: 1e-3 }) : new F.optim.SGD([p], { lr: 0.1, momentum: 0.9 });
+      const opt = values.op === "adamw"
+        ? new F.optim.AdamW([p], { lr: 1e-3 })
+        : new F.optim.SGD([p], { lr: 0.1, momentum: 0.9 });
       return () => {
         p.grad = F.keep(F.randn([n]));
         opt.step();

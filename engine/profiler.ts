@@ -55,7 +55,11 @@ class Recorder implements DispatchObserver {
     return e;
   }
 
-  onDispatch(name: string, flops: number, bytes: number): GPUComputePassTimestampWrites | undefined {
+  onDispatch(
+    name: string,
+    flops: number,
+    bytes: number,
+  ): GPUComputePassTimestampWrites | undefined {
     const e = this.#entry(name);
     e.calls++;
     e.flops += flops;
@@ -65,7 +69,11 @@ class Recorder implements DispatchObserver {
     this.#querySet ??= gpu().device.createQuerySet({ type: "timestamp", count: MAX_QUERIES });
     const i = this.#names.length - 1;
     if (2 * i + 1 >= MAX_QUERIES) return undefined;
-    return { querySet: this.#querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+    return {
+      querySet: this.#querySet,
+      beginningOfPassWriteIndex: 2 * i,
+      endOfPassWriteIndex: 2 * i + 1,
+    };
   }
 
   beforeSubmit(encoder: GPUCommandEncoder): void {
@@ -76,7 +84,10 @@ class Recorder implements DispatchObserver {
       size: 16 * n,
       usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
     });
-    const read = device.createBuffer({ size: 16 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const read = device.createBuffer({
+      size: 16 * n,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     encoder.resolveQuerySet(this.#querySet, 0, 2 * n, resolve, 0);
     encoder.copyBufferToBuffer(resolve, 0, read, 0, 16 * n);
     this.#toRead = { read, resolve, names: this.#names.slice(0, n) };
@@ -159,7 +170,10 @@ export async function profile<T>(
   const wallMs = performance.now() - t0;
   await rec.finish();
   const kernels = [...rec.stats.values()].sort((a, b) => b.totalMs - a.totalMs);
-  return { result, report: { timing: timestamps ? "gpu-timestamps" : "cpu-queue", wallMs, kernels } };
+  return {
+    result,
+    report: { timing: timestamps ? "gpu-timestamps" : "cpu-queue", wallMs, kernels },
+  };
 }
 
 /**
@@ -184,7 +198,8 @@ export function formatProfile(r: ProfileReport): string {
     ]);
   }
   const w = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
-  const line = (row: string[]) => row.map((v, c) => (c === 0 ? v.padEnd(w[c]) : v.padStart(w[c]))).join("  ");
+  const line = (row: string[]) =>
+    row.map((v, c) => (c === 0 ? v.padEnd(w[c]) : v.padStart(w[c]))).join("  ");
   return [
     line(rows[0]),
     w.map((x) => "-".repeat(x)).join("  "),

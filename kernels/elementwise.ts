@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { KernelProgram, WgslScalar } from "./program.ts";
+import { isNanWgsl, type KernelProgram, type WgslScalar } from "./program.ts";
 
 /** Unary functions. */
 export type UnaryFn =
@@ -111,8 +111,9 @@ const UNARY: Record<UnaryFn, string> = {
   rsqrt: "inverseSqrt(x)",
   tanh: "tanh_(x)",
   sigmoid: "sigmoid_(x)",
-  relu: "max(x, T(0))",
-  relu6: "clamp(x, T(0), T(6))",
+  // select() keeps NaN (PyTorch propagates it); max()/clamp() may drop it.
+  relu: "select(x, T(0), x < T(0))",
+  relu6: "select(select(x, T(6), x > T(6)), T(0), x < T(0))",
   gelu: "0.5 * x * (1.0 + erf_(x * SQRT1_2))",
   gelu_tanh: "0.5 * x * (1.0 + tanh_(GELU_C * (x + 0.044715 * x * x * x)))",
   sin: "sin(x)",
@@ -147,14 +148,15 @@ const BINARY: Record<BinaryFn, string> = {
   mul: "a * b",
   div: "a / b",
   pow: "pow_(a, b)",
-  maximum: "max(a, b)",
-  minimum: "min(a, b)",
-  eq: "u32(a == b)",
-  ne: "u32(a != b)",
-  lt: "u32(a < b)",
-  le: "u32(a <= b)",
-  gt: "u32(a > b)",
-  ge: "u32(a >= b)",
+  maximum: "select(max(a, b), a + b, isNan_(a) || isNan_(b))",
+  minimum: "select(min(a, b), a + b, isNan_(a) || isNan_(b))",
+  // Comparisons with NaN are false except !=, as IEEE and PyTorch have it.
+  eq: "u32(a == b && !isNan_(a) && !isNan_(b))",
+  ne: "u32(a != b || isNan_(a) || isNan_(b))",
+  lt: "u32(a < b && !isNan_(a) && !isNan_(b))",
+  le: "u32(a <= b && !isNan_(a) && !isNan_(b))",
+  gt: "u32(a > b && !isNan_(a) && !isNan_(b))",
+  ge: "u32(a >= b && !isNan_(a) && !isNan_(b))",
 };
 
 // WGSL's pow() is undefined for a negative base; PyTorch gives the real result
@@ -178,14 +180,14 @@ const SCALAR: Record<ScalarFn, string> = {
   div: "x / s",
   rdiv: "s / x",
   pow: "pow_(x, s)",
-  maximum: "max(x, s)",
-  minimum: "min(x, s)",
-  eq: "u32(x == s)",
-  ne: "u32(x != s)",
-  lt: "u32(x < s)",
-  le: "u32(x <= s)",
-  gt: "u32(x > s)",
-  ge: "u32(x >= s)",
+  maximum: "select(max(x, s), x + s, isNan_(x) || isNan_(s))",
+  minimum: "select(min(x, s), x + s, isNan_(x) || isNan_(s))",
+  eq: "u32(x == s && !isNan_(x) && !isNan_(s))",
+  ne: "u32(x != s || isNan_(x) || isNan_(s))",
+  lt: "u32(x < s && !isNan_(x) && !isNan_(s))",
+  le: "u32(x <= s && !isNan_(x) && !isNan_(s))",
+  gt: "u32(x > s && !isNan_(x) && !isNan_(s))",
+  ge: "u32(x >= s && !isNan_(x) && !isNan_(s))",
 };
 
 const LOOP_HEAD = /* wgsl */ `
@@ -277,6 +279,7 @@ export function binaryProgram(
     wgsl: () =>
       `alias T = ${dtype};
 ${dtype === "f32" ? POW : ""}
+${isNanWgsl(dtype)}
 ${IDX_FNS}
 struct U { n: u32, rank: u32, shape: array<vec4<u32>, 2>, sa: array<vec4<u32>, 2>, sb: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<storage, read> x: array<T>;
@@ -303,6 +306,7 @@ export function scalarProgram(fn: ScalarFn, dtype: WgslScalar): KernelProgram {
     wgsl: () =>
       `alias T = ${dtype};
 ${dtype === "f32" ? POW : ""}
+${isNanWgsl(dtype)}
 struct U { n: u32, sf: f32, si: i32 }
 @group(0) @binding(0) var<storage, read> a: array<T>;
 @group(0) @binding(1) var<storage, read_write> out: array<${outT}>;

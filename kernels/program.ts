@@ -68,3 +68,13 @@ export function f32Literal(x: number): string {
   const s = Math.fround(x).toPrecision(9);
   return /[.eE]/.test(s) ? s + "f" : s + ".0f";
 }
+
+/**
+ * WGSL `isNan_(v: T) -> bool` for a kernel whose element type alias is `T`.
+ * WGSL lets compilers assume floats are never NaN (Mesa folds `v != v` to
+ * false and picks either operand in `max`), so NaN is detected from the bits.
+ */
+export function isNanWgsl(dtype: WgslScalar): string {
+  const body = dtype === "f32" ? "(bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u" : "false";
+  return `fn isNan_(v: T) -> bool { return ${body}; }`;
+}

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { KernelProgram, WgslScalar } from "./program.ts";
+import { isNanWgsl, type KernelProgram, type WgslScalar } from "./program.ts";
 
 /** Reduction kinds. */
 export type ReduceFn = "sum" | "max" | "min" | "argmax";
@@ -63,20 +63,13 @@ function combine(fn: ReduceFn): string {
   switch (fn) {
     case "sum":
       return "acc = acc + v;";
-    case "max":
-      return "acc = max(acc, v);";
+    case "max": // NaN propagates, as in PyTorch's amax
+      return "acc = select(max(acc, v), acc + v, isNan_(acc) || isNan_(v));";
     case "min":
-      return "acc = min(acc, v);";
+      return "acc = select(min(acc, v), acc + v, isNan_(acc) || isNan_(v));";
     case "argmax": // first index of the maximum; NaN counts as the maximum (PyTorch)
       return "if (v > acc || (isNan_(v) && !isNan_(acc))) { acc = v; best = j; }";
   }
-}
-
-// WGSL lets compilers assume floats are never NaN, and Mesa folds `v != v` to false,
-// so NaN is detected from the bits.
-function isNanFn(dtype: WgslScalar): string {
-  const body = dtype === "f32" ? "(bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u" : "false";
-  return `fn isNan_(v: T) -> bool { return ${body}; }`;
 }
 
 /** One invocation per output element. */
@@ -91,7 +84,7 @@ export function reduceRowsProgram(fn: ReduceFn, dtype: WgslScalar): KernelProgra
     wgsl: () =>
       `alias T = ${dtype};
 ${COMMON}
-${isNanFn(dtype)}
+${isNanWgsl(dtype)}
 @group(0) @binding(0) var<storage, read> x: array<T>;
 @group(0) @binding(1) var<storage, read_write> out: array<${outT}>;
 @group(0) @binding(2) var<uniform> u: U;
@@ -120,9 +113,9 @@ export function reduceTreeProgram(fn: ReduceFn, dtype: WgslScalar): KernelProgra
   const merge = fn === "sum"
     ? "sv[lid] = sv[lid] + sv[lid + s];"
     : fn === "max"
-    ? "sv[lid] = max(sv[lid], sv[lid + s]);"
+    ? "let a = sv[lid]; let b = sv[lid + s]; sv[lid] = select(max(a, b), a + b, isNan_(a) || isNan_(b));"
     : fn === "min"
-    ? "sv[lid] = min(sv[lid], sv[lid + s]);"
+    ? "let a = sv[lid]; let b = sv[lid + s]; sv[lid] = select(min(a, b), a + b, isNan_(a) || isNan_(b));"
     : `let a = sv[lid]; let b = sv[lid + s];
       if (b > a || (isNan_(b) && !isNan_(a)) || (b == a && si[lid + s] < si[lid])) { sv[lid] = b; si[lid] = si[lid + s]; }`;
   return {
@@ -134,7 +127,7 @@ export function reduceTreeProgram(fn: ReduceFn, dtype: WgslScalar): KernelProgra
     wgsl: () =>
       `alias T = ${dtype};
 ${COMMON}
-${isNanFn(dtype)}
+${isNanWgsl(dtype)}
 @group(0) @binding(0) var<storage, read> x: array<T>;
 @group(0) @binding(1) var<storage, read_write> out: array<${outT}>;
 @group(0) @binding(2) var<uniform> u: U;

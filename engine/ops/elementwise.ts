@@ -201,6 +201,13 @@ function binary(fn: BinaryFn, a: Tensor, b: Tensor): Tensor {
 }
 
 function scalar(fn: ScalarFn, a: Tensor, s: number): Tensor {
+  // An integer tensor with a fractional number computes in f32, as PyTorch's type promotion does.
+  if (a.dtype !== "f32" && !Number.isInteger(s)) {
+    const af = cast(a, "f32");
+    const r = scalar(fn, af, s);
+    af.dispose();
+    return r;
+  }
   const outDtype: DType = COMPARISONS.has(fn) ? "u32" : a.dtype;
   if (fn === "pow" && a.dtype !== "f32") {
     throw new TypeError(`pow: expected an f32 tensor, got ${a.dtype}`);

@@ -510,11 +510,8 @@ Deno.test("unary ops saturate cleanly at extreme inputs", async () => {
 });
 
 Deno.test({
-  // BUG: comparisons do not follow IEEE for NaN on Mesa (WGSL lets compilers assume no NaN):
-  // ne(NaN, x) gives 0, so where() with a NaN f32 condition picks the false branch, and
-  // relu()/maximum() turn NaN into a number instead of propagating it as PyTorch does.
+  // WGSL lets compilers assume no NaN (Mesa folds v != v to false): the kernels test the bits.
   name: "comparisons and relu follow IEEE/PyTorch semantics for NaN",
-  ignore: true,
   fn: async () => {
     const x = tensor([NaN, 1]);
     assert.deepEqual(Array.from(await ne(x, x).toArray()), [1, 0]);
@@ -526,14 +523,14 @@ Deno.test({
 });
 
 Deno.test({
-  // BUG: an integer tensor compared with (or combined with) a fractional number uses the
-  // number truncated toward zero (engine/ops/elementwise.ts scalar(): `Math.trunc(s)`), so
-  // i32 [1, 2, 3] < 2.5 gives [1, 0, 0] and == 2.5 gives [0, 1, 0]; PyTorch compares as floats.
+  // An integer tensor with a fractional number is promoted to f32, as in PyTorch.
   name: "i32 tensors compare with fractional numbers as PyTorch does",
-  ignore: true,
   fn: async () => {
     const i = tensor([1, 2, 3], { dtype: "i32" });
     assert.deepEqual(Array.from(await lt(i, 2.5).toArray()), [1, 1, 0]);
     assert.deepEqual(Array.from(await eq(i, 2.5).toArray()), [0, 0, 0]);
+    const m = mul(i, 0.5);
+    assert.equal(m.dtype, "f32");
+    assert.deepEqual(Array.from(await m.toArray()), [0.5, 1, 1.5]);
   },
 });

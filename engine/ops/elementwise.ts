@@ -12,6 +12,7 @@ import {
   arangeProgram,
   type BinaryFn,
   binaryProgram,
+  type BroadcastMode,
   castProgram,
   COMPARISONS,
   elementwiseGroups,
@@ -140,10 +141,30 @@ function unaryGrad(fn: UnaryFn, x: Tensor, y: Tensor, g: Tensor): Tensor {
 
 // ------------------------------------------------------------ binary
 
-function binaryUniforms(n: number, out: Shape, sa: number[], sb: number[]): Uint32Array {
+/** Picks the cheapest indexing that serves this broadcast (see BroadcastMode). */
+function broadcastMode(a: Shape, b: Shape, out: Shape): BroadcastMode {
+  const n = sizeOf(out);
+  const isTail = (s: Shape) => {
+    const t = s.slice(s.findIndex((d) => d !== 1) < 0 ? s.length : s.findIndex((d) => d !== 1));
+    return t.length <= out.length && t.every((d, i) => d === out[out.length - t.length + i]);
+  };
+  if (sizeOf(a) === n && sizeOf(b) === n) return "same";
+  if (sizeOf(a) === n && isTail(b)) return "tailB";
+  if (sizeOf(b) === n && isTail(a)) return "tailA";
+  return "general";
+}
+
+function binaryUniforms(
+  tail: number,
+  n: number,
+  out: Shape,
+  sa: number[],
+  sb: number[],
+): Uint32Array {
   const u = new Uint32Array(4 + 3 * MAX_RANK);
   u[0] = n;
   u[1] = out.length;
+  u[2] = Math.max(tail, 1);
   pack8(u, 4, out);
   pack8(u, 4 + MAX_RANK, sa);
   pack8(u, 4 + 2 * MAX_RANK, sb);
@@ -166,12 +187,13 @@ function binary(fn: BinaryFn, a: Tensor, b: Tensor): Tensor {
   const outDtype: DType = COMPARISONS.has(fn) ? "u32" : a.dtype;
   const out = Tensor.empty(shape, outDtype);
   const n = sizeOf(shape);
-  const contiguous = a.size === n && b.size === n;
+  const mode = broadcastMode(a.shape, b.shape, shape);
   if (n > 0) {
-    run(binaryProgram(fn, a.dtype, contiguous), {
+    run(binaryProgram(fn, a.dtype, mode), {
       inputs: [a.storage, b.storage],
       outputs: [out.storage],
       uniforms: binaryUniforms(
+        mode === "tailA" ? a.size : b.size,
         n,
         shape,
         broadcastStrides(a.shape, shape),

@@ -65,17 +65,49 @@ function groups(shape: Shape, axes: number[]) {
 
 function reduceRaw(fn: ReduceFn, x: Tensor, axes: number[], keepdim: boolean): Tensor {
   const shape = outShape(x.shape, axes, keepdim);
-  const out = Tensor.empty(shape, fn === "argmax" ? "i32" : x.dtype);
   const nOut = sizeOf(shape);
   const { kept, red } = groups(x.shape, axes);
   if (kept.length > MAX_RANK || red.length > MAX_RANK) {
     throw new RangeError(`${fn}: rank of ${fmtShape(x.shape)} is above ${MAX_RANK}`);
   }
   const nRed = red.reduce((p, [d]) => p * d, 1);
-  if (nOut === 0) return out;
-  if (nRed === 0 && fn !== "sum") {
+  if (nRed === 0 && fn !== "sum" && nOut > 0) {
     throw new RangeError(`${fn}: cannot reduce over an empty axis of ${fmtShape(x.shape)}`);
   }
+  // A long reduction into few outputs would run on a few workgroups, i.e. a few
+  // CPU threads on llvmpipe (sum of 1M values: 101 ms, vs 19 ms for an add over
+  // them): split it into P partial results first, then reduce those (52 ms).
+  const P = fn !== "argmax" && nOut < 64 && red.length === 1 ? splitFactor(red[0][0]) : 0;
+  if (P > 0) {
+    const [d, st] = red[0];
+    const partial = Tensor.empty([nOut, P], x.dtype);
+    launch(fn, x, partial, [...kept, [P, (d / P) * st]], [[d / P, st]]);
+    const out = Tensor.empty(shape, x.dtype);
+    launch(fn, partial, out, nOut > 1 ? [[nOut, P]] : [], [[P, 1]]);
+    partial.dispose();
+    return out;
+  }
+  const out = Tensor.empty(shape, fn === "argmax" ? "i32" : x.dtype);
+  if (nOut > 0) launch(fn, x, out, kept, red);
+  return out;
+}
+
+/** A divisor of `d` between 16 and 256 (the number of partial results), or 0. */
+function splitFactor(d: number): number {
+  if (d < 8192) return 0;
+  for (let p = 256; p >= 16; p--) if (d % p === 0) return p;
+  return 0;
+}
+
+function launch(
+  fn: ReduceFn,
+  x: Tensor,
+  out: Tensor,
+  kept: [number, number][],
+  red: [number, number][],
+): void {
+  const nOut = kept.reduce((p, [d]) => p * d, 1);
+  const nRed = red.reduce((p, [d]) => p * d, 1);
   const u = new Uint32Array(4 + 4 * MAX_RANK);
   u[0] = nOut;
   u[1] = nRed;
@@ -95,10 +127,9 @@ function reduceRaw(fn: ReduceFn, x: Tensor, axes: number[], keepdim: boolean): T
     outputs: [out.storage],
     uniforms: u,
     workgroups: tree ? nOut : Math.ceil(nOut / 64),
-    bytes: 4 * (x.size + nOut),
-    flops: x.size,
+    bytes: 4 * (nOut * nRed + nOut),
+    flops: nOut * nRed,
   });
-  return out;
 }
 
 /**

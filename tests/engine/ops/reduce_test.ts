@@ -43,6 +43,10 @@ const TREE: [number[], Axes][] = [
   [[2, 1500, 3], 1],
   [[1100, 2], 0],
   [[4, 40, 33], [1, 2]],
+  // ≥ 8192 values into < 64 outputs: split into partial results first (two passes).
+  [[100, 200], undefined],
+  [[2, 12288], 1],
+  [[12288, 3], 0],
 ];
 
 const REDUCERS: ["sum" | "mean" | "max" | "min", (x: Tensor, a: Axes, k: boolean) => Tensor][] = [

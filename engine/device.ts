@@ -51,7 +51,7 @@ const NO_ADAPTER =
  * ```
  */
 export function initGpu(): Promise<Gpu> {
-  if (current) return Promise.resolve(current);
+  if (current && !current.lost) return Promise.resolve(current);
   pending ??= acquire().then((g) => (current = g)).finally(() => (pending = null));
   return pending;
 }
@@ -98,8 +98,10 @@ async function acquire(): Promise<Gpu> {
   };
   device.lost.then((info) => {
     if (info.reason === "destroyed" && gpu.lost) return;
-    gpu.lost = new GpuError(`WebGPU device lost (${info.reason}): ${info.message}`);
-    if (current === gpu) current = null;
+    gpu.lost = new GpuError(
+      `WebGPU device lost (${info.reason}): ${info.message}. Tensors on it are gone; ` +
+        "call initGpu() for a new device and reload them (e.g. from a checkpoint)",
+    );
   });
   device.addEventListener("uncapturederror", (ev) => {
     const e = (ev as GPUUncapturedErrorEvent).error;

@@ -3,7 +3,9 @@
  * code. GPU timestamp queries are used where the adapter offers
  * `timestamp-query` (one compute pass per dispatch, timed at its start and
  * end); otherwise each dispatch is submitted alone and timed on the CPU by the
- * completion of the queue, which includes submission overhead.
+ * completion of the queue. That fallback is coarse: completions are noticed
+ * when the runtime polls the device, so several may land in one poll and the
+ * time is then split unevenly between kernels; trust its totals over its split.
  *
  * @module
  */

@@ -1,0 +1,32 @@
+import assert from "node:assert/strict";
+import { formatProfile, matmul, profile, randn, relu, scope } from "../../mod.ts";
+
+for (const timestamps of [true, false]) {
+  Deno.test(`profile() counts every kernel of a block and times it (${timestamps ? "GPU timestamps" : "CPU queue timing"})`, async () => {
+    const a = randn([64, 32]);
+    const b = randn([32, 48]);
+    const { result, report } = await profile(
+      () =>
+        scope(() => {
+          for (let i = 0; i < 3; i++) relu(matmul(a, b));
+          return 7;
+        }),
+      { timestamps },
+    );
+    assert.equal(result, 7);
+    // The matmul may run helper kernels (e.g. packing); the one doing the FLOPs is the product.
+    const mm = report.kernels.find((k) => k.name.startsWith("matmul") && k.flops > 0);
+    const r = report.kernels.find((k) => k.name === "unary_relu");
+    assert.ok(mm && r, `kernels: ${report.kernels.map((k) => k.name)}`);
+    assert.equal(mm.calls, 3);
+    assert.equal(r.calls, 3);
+    assert.equal(mm.flops, 3 * 2 * 64 * 32 * 48);
+    assert.ok(report.kernels.every((k) => k.totalMs >= 0));
+    assert.ok(report.wallMs > 0);
+    const table = formatProfile(report);
+    assert.match(table, /kernel\s+calls\s+total ms\s+mean ms\s+GFLOP\/s\s+GB\/s/);
+    assert.match(table, /unary_relu\s+3/);
+    a.dispose();
+    b.dispose();
+  });
+}

@@ -25,6 +25,7 @@ import { keep, matmul, nn, optim, scope, type Tensor, tensor } from "../mod.ts";
 import { gpu } from "../engine/device.ts";
 import { flushErrors, readBuffer } from "../engine/dispatch.ts";
 import {
+  CHECK_STEPS,
   checkMatmulRows,
   checkMlpLosses,
   cpuMlpLosses,
@@ -32,6 +33,7 @@ import {
   median,
   type MlpProblem,
   mlpProblem,
+  timeRuns,
 } from "./peers_ref.ts";
 import {
   attempt,
@@ -47,22 +49,6 @@ import {
   tfjsMatmul,
   tfjsMlpStep,
 } from "./peers.ts";
-
-/** Untimed runs after the first (compile) run: the same count the peers use. */
-const WARMUP = 2;
-/** Training steps checked against the CPU reference before timing (as the peers do). */
-const CHECK_STEPS = 3;
-
-async function timeRuns(reps: number, run: () => Promise<void>): Promise<number[]> {
-  for (let i = 0; i < WARMUP; i++) await run();
-  const times: number[] = [];
-  for (let i = 0; i < Math.max(1, reps); i++) {
-    const t0 = performance.now();
-    await run();
-    times.push(performance.now() - t0);
-  }
-  return times;
-}
 
 /**
  * Our n×n @ n×n f32 matmul. Each timed run records a fresh product and reads

@@ -25,6 +25,7 @@
  */
 
 import {
+  CHECK_STEPS,
   checkMatmulRows,
   checkMlpLosses,
   cpuMlpLosses,
@@ -32,6 +33,7 @@ import {
   median,
   type MlpProblem,
   mlpProblem,
+  timeRuns,
 } from "./peers_ref.ts";
 
 /** Result of a matmul benchmark. */
@@ -62,22 +64,6 @@ export interface StepTiming {
   device: string;
   /** Losses of the first steps (checked against the float64 CPU reference). */
   losses: number[];
-}
-
-/** Untimed runs after the first (compile) run. */
-const WARMUP = 2;
-/** Steps checked against the CPU reference (covers both momentum terms). */
-const CHECK_STEPS = 3;
-
-async function timeRuns(reps: number, run: () => Promise<void>): Promise<number[]> {
-  for (let i = 0; i < WARMUP; i++) await run();
-  const times: number[] = [];
-  for (let i = 0; i < Math.max(1, reps); i++) {
-    const t0 = performance.now();
-    await run();
-    times.push(performance.now() - t0);
-  }
-  return times;
 }
 
 // ---------------------------------------------------------------- TensorFlow.js

@@ -220,3 +220,23 @@ export function median(xs: number[]): number {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
+
+/** Untimed runs after the first (compile) run, for every engine. */
+export const WARMUP = 2;
+/** Training steps checked against the CPU reference before timing (covers both momentum terms). */
+export const CHECK_STEPS = 3;
+
+/**
+ * Times `reps` awaited runs of `run` after {@link WARMUP} untimed ones, in ms.
+ * Every engine is timed through this one function so the harness is the same.
+ */
+export async function timeRuns(reps: number, run: () => Promise<void>): Promise<number[]> {
+  for (let i = 0; i < WARMUP; i++) await run();
+  const times: number[] = [];
+  for (let i = 0; i < Math.max(1, reps); i++) {
+    const t0 = performance.now();
+    await run();
+    times.push(performance.now() - t0);
+  }
+  return times;
+}

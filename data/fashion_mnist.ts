@@ -448,10 +448,10 @@ export async function loadFashionMnist(opts: LoadImageOptions = {}): Promise<Ima
  * @returns Both splits and the directory they came from.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { loadMnist } from "./fashion_mnist.ts";
  *
- * const { train } = await loadMnist({ dir: "./datasets/mnist" });
+ * const { train } = await loadMnist({ dir: "./datasets/mnist" }); // needs the four IDX files there
  * console.log(train.n); // 60000
  * ```
  */

@@ -149,7 +149,10 @@ export class BatchLoader {
    * ```ts
    * import { BatchLoader, type ImageSet } from "./mod.ts";
    *
-   * declare const train: ImageSet; // n = 60000
+   * const train: ImageSet = {
+   *   images: new Uint8Array(60000 * 4), labels: new Uint8Array(60000),
+   *   n: 60000, height: 2, width: 2, channels: 1, classes: ["a"],
+   * };
    * console.log(new BatchLoader(train, { batchSize: 128, dropLast: true }).batchesPerEpoch); // 468
    * ```
    */
@@ -170,7 +173,10 @@ export class BatchLoader {
    * ```ts
    * import { BatchLoader, type ImageSet } from "./mod.ts";
    *
-   * declare const set: ImageSet;
+   * const set: ImageSet = {
+   *   images: new Uint8Array(40), labels: new Uint8Array(10),
+   *   n: 10, height: 2, width: 2, channels: 1, classes: ["a"],
+   * };
    * console.log(new BatchLoader(set, { batchSize: 8 }).epoch); // 0
    * ```
    */
@@ -185,7 +191,10 @@ export class BatchLoader {
    * ```ts
    * import { BatchLoader, type ImageSet } from "./mod.ts";
    *
-   * declare const set: ImageSet;
+   * const set: ImageSet = {
+   *   images: new Uint8Array(40), labels: new Uint8Array(10),
+   *   n: 10, height: 2, width: 2, channels: 1, classes: ["a"],
+   * };
    * console.log(new BatchLoader(set, { batchSize: 8 }).position); // 0
    * ```
    */
@@ -204,7 +213,10 @@ export class BatchLoader {
    * ```ts
    * import { BatchLoader, type ImageSet } from "./mod.ts";
    *
-   * declare const set: ImageSet;
+   * const set: ImageSet = {
+   *   images: new Uint8Array(40), labels: new Uint8Array(10),
+   *   n: 10, height: 2, width: 2, channels: 1, classes: ["a"],
+   * };
    * const loader = new BatchLoader(set, { batchSize: 8, shuffle: true, seed: 3 });
    * console.log(loader.order(0).length === set.n); // true
    * ```
@@ -230,7 +242,10 @@ export class BatchLoader {
    * ```ts
    * import { BatchLoader, type ImageSet } from "./mod.ts";
    *
-   * declare const set: ImageSet;
+   * const set: ImageSet = {
+   *   images: new Uint8Array(40), labels: new Uint8Array(10),
+   *   n: 10, height: 2, width: 2, channels: 1, classes: ["a"],
+   * };
    * const loader = new BatchLoader(set, { batchSize: 8, seed: 5 });
    * console.log(loader.state()); // { epoch: 0, position: 0, seed: 5 }
    * ```
@@ -250,9 +265,12 @@ export class BatchLoader {
    * ```ts
    * import { BatchLoader, type ImageSet } from "./mod.ts";
    *
-   * declare const set: ImageSet;
+   * const set: ImageSet = {
+   *   images: new Uint8Array(40), labels: new Uint8Array(10),
+   *   n: 10, height: 2, width: 2, channels: 1, classes: ["a"],
+   * };
    * const loader = new BatchLoader(set, { batchSize: 8, shuffle: true, seed: 5 });
-   * loader.restore({ epoch: 3, position: 16, seed: 5 });
+   * loader.restore({ epoch: 3, position: 8, seed: 5 });
    * ```
    */
   restore(s: { epoch: number; position: number; seed?: number }): void {
@@ -305,7 +323,10 @@ export class BatchLoader {
    * ```ts
    * import { BatchLoader, type ImageSet } from "./mod.ts";
    *
-   * declare const set: ImageSet;
+   * const set: ImageSet = {
+   *   images: new Uint8Array(40), labels: new Uint8Array(10),
+   *   n: 10, height: 2, width: 2, channels: 1, classes: ["a"],
+   * };
    * const loader = new BatchLoader(set, { batchSize: 64, shuffle: true, seed: 0 });
    * for await (const batch of loader.batches()) console.log(batch.size);
    * ```
@@ -351,7 +372,10 @@ export class BatchLoader {
    * ```ts
    * import { BatchLoader, type ImageSet } from "./mod.ts";
    *
-   * declare const set: ImageSet;
+   * const set: ImageSet = {
+   *   images: new Uint8Array(40), labels: new Uint8Array(10),
+   *   n: 10, height: 2, width: 2, channels: 1, classes: ["a"],
+   * };
    * for await (const b of new BatchLoader(set, { batchSize: 32 })) console.log(b.y);
    * ```
    */

@@ -81,7 +81,8 @@ export class SafetensorsError extends Error {
    * ```ts
    * import { SafetensorsError } from "./safetensors.ts";
    *
-   * throw new SafetensorsError("a.safetensors: tensor \"w\": bad shape");
+   * const e = new SafetensorsError("a.safetensors: tensor \"w\": bad shape");
+   * console.log(e.name, e.message);
    * ```
    */
   constructor(message: string, options?: ErrorOptions) {

@@ -75,11 +75,30 @@ function pipelineFor(program: KernelProgram): CachedPipeline {
   if (debugShaders) console.error(`// ---- ${program.name} (${program.key})\n${code}`);
   const entries: GPUBindGroupLayoutEntry[] = [];
   for (let i = 0; i < program.inputs + program.outputs; i++) {
-    entries.push({
-      binding: i,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type: i < program.inputs ? "read-only-storage" : "storage" },
-    });
+    const kind = program.bindings?.[i] ?? "storage";
+    entries.push(
+      kind === "texture"
+        ? {
+          binding: i,
+          visibility: GPUShaderStage.COMPUTE,
+          texture: { sampleType: "unfilterable-float", viewDimension: "2d-array" },
+        }
+        : kind === "storage-texture"
+        ? {
+          binding: i,
+          visibility: GPUShaderStage.COMPUTE,
+          storageTexture: {
+            access: "write-only",
+            format: "rgba32float",
+            viewDimension: "2d-array",
+          },
+        }
+        : {
+          binding: i,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: i < program.inputs ? "read-only-storage" : "storage" },
+        },
+    );
   }
   if (program.uniforms) {
     entries.push({
@@ -123,10 +142,10 @@ export function pipelineCount(): number {
 
 /** One dispatch of a kernel. */
 export interface Dispatch {
-  /** Read-only storages, in binding order. */
-  inputs: (Storage | GPUBuffer)[];
-  /** Read-write storages, in binding order after the inputs. */
-  outputs: (Storage | GPUBuffer)[];
+  /** Read-only storages (or texture views, see `KernelProgram.bindings`), in binding order. */
+  inputs: (Storage | GPUBuffer | GPUTextureView)[];
+  /** Read-write storages (or storage-texture views), in binding order after the inputs. */
+  outputs: (Storage | GPUBuffer | GPUTextureView)[];
   /** Uniform block contents (at most {@link UNIFORM_SLOT} bytes). */
   uniforms?: ArrayBufferView;
   /** Workgroups to launch: a 1-D count (folded into a grid when large) or a 3-D grid. */
@@ -177,7 +196,12 @@ export function run(program: KernelProgram, d: Dispatch): void {
     );
   }
   for (let i = 0; i < all.length; i++) {
-    const buffer = bufferOf(all[i]);
+    const r = all[i];
+    if (r instanceof GPUTextureView) {
+      entries.push({ binding: i, resource: r });
+      continue;
+    }
+    const buffer = bufferOf(r);
     const size = "bytes" in all[i]
       ? Math.max(4, Math.ceil((all[i] as Storage).bytes / 4) * 4)
       : buffer.size;
@@ -241,6 +265,27 @@ export function copyBuffer(
 ): void {
   endPass().copyBufferToBuffer(bufferOf(src), srcOffset, bufferOf(dst), dstOffset, bytes);
   batchNames.push("copy");
+}
+
+/**
+ * Records a copy of `size` texels from a buffer laid out from byte `offset`
+ * with `bytesPerRow` and `rowsPerImage` into a texture (WebGPU wants
+ * `bytesPerRow % 256 == 0` and `offset` a multiple of the texel size).
+ */
+export function copyBufferToTexture(
+  src: Storage | GPUBuffer,
+  offset: number,
+  bytesPerRow: number,
+  rowsPerImage: number,
+  dst: GPUTexture,
+  size: [number, number, number],
+): void {
+  endPass().copyBufferToTexture(
+    { buffer: bufferOf(src), offset, bytesPerRow, rowsPerImage },
+    { texture: dst },
+    size,
+  );
+  batchNames.push("copy-to-texture");
 }
 
 /**

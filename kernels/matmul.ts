@@ -1,13 +1,52 @@
 /**
- * Batched matmul `C[b] = op(A[b]) · op(B[b]) (+ bias) (then act)`.
+ * Batched matmul `C[b] = op(A[b]) · op(B[b]) (+ bias) (then act)`, in two
+ * forms: a texture path for all but small products, and a storage-buffer path
+ * for small products and for K or N beyond the texture limits.
  *
- * Register-blocked, no workgroup memory: each invocation computes a TM×4 block
- * of C, with vec4 accumulators along N, so each loaded A value feeds 4 FMAs and
- * each B vec4 feeds TM. On llvmpipe, barriers cost more than the loads they
- * save (DESIGN.md: 16×16 shared tiles ran at 0.13 GFLOP/s, register blocking
- * 1-3.4), so the loads stay in the inner loop and the block sizes do the work.
- * Transposition is a compile-time variant (it changes the addressing), sizes
- * and batch strides are uniforms.
+ * Why textures. On llvmpipe (Mesa 22.3, GL backend, 8-wide AVX2, 2 cores) a
+ * storage-buffer load is not a gather: each one becomes a loop over the 8 lanes
+ * with a bounds check and a branch per lane, uniform address or not. Measured
+ * per 8-lane load in a tight loop (cycles at 2.5 GHz): scalar `array<f32>`
+ * ≈ 240, `vec4` ≈ 940 (no cheaper per float), `textureLoad` of an
+ * `rgba32float` texel ≈ 140 (35 per float), a vec4 multiply-add ≈ 10. So a
+ * storage-buffer matmul is bound by its loads whatever its shape, and
+ * workgroup memory goes through the same per-lane loop plus barriers (16×16
+ * shared tiles: 0.13 GFLOP/s).
+ *
+ * The texture path packs op(A) into `[batch, M, ⌈K/4⌉]` texels (4 consecutive
+ * k per texel) and op(B) into `[batch, 4⌈K/4⌉, ⌈N/4⌉]` texels (4 consecutive n
+ * per texel), zero-padded, with {@link matmulPackProgram} (which also absorbs
+ * the transposes: ≈ 10 ms per 1024² operand) or with a plain buffer-to-texture
+ * copy when the stored layout already is the packed one (≈ 2 ms). Each
+ * invocation of {@link matmulTexProgram} owns {@link TEX_TM} rows ×
+ * {@link TEX_TN} columns (4 texel columns strided by the workgroup width, so
+ * the 8 lanes of a vector fetch neighbouring texels) in 64 vec4 accumulators
+ * (they spill; the spills cost less than fetches): per 4 steps of k, 16 A and
+ * 16 B texels feed 256 vec4 multiply-adds.
+ *
+ * Measured GFLOP/s for n×n·n×n at n = 256 / 512 / 1024, `llvmpipe (LLVM
+ * 15.0.6, 256 bits)`, 2 cores shared with other test runs (so ±15%), medians
+ * of interleaved runs, many products per submit.
+ * Storage buffers (n = 256 / 512; 1024 only where noted), tile rows×cols per
+ * invocation: 4×4 wg 8×8 (the previous kernel) 0.31 / 0.53, in the engine
+ * 0.67 / 0.81 / 0.88; same with vec4 B and C bindings 0.34 / 0.36; 4×4 wg 64×1
+ * with A rows uniform per workgroup 0.27 / 0.31, plus vec4 B 0.22 / 0.32;
+ * 8×4 0.30 / 0.63; 16×4 0.38-0.62 / 0.69-0.86; 16×4 with K unrolled by 4
+ * 0.67 / 0.68; 16×4 wg 8×8 (A not uniform) 0.61 / 0.65.
+ * Texture kernel alone (no packing): 4×4 wg 8×8 3.0 / 5.1 / 7.3; 4×8 4.4 /
+ * 6.2 / 9.0; 8×4 4.9 / 6.5 / 9.7; 8×8 5.5 / 7.7 / 12.4 (wg 16×4 12.1, wg 8×1
+ * 12.3, wg 64×1 7.6); 12×8 5.3 / 8.3 / 14.0; 8×16 6.2 / 7.7 / 14.6; 16×8
+ * 5.9 / 8.8 / 14.7.
+ * Texture path end to end (packing included): 8×8 wg 8×4 5.3 / 7.9 / 11.2;
+ * 8×16 wg 8×4 5.4 / 8.6 / 13.6; 16×16 wg 8×2 5.8 / 9.5 / 16.5; 16×16 wg 8×4
+ * 5.6 / 9.2 / 15.5; 24×16 wg 8×2 5.7 / 9.1 / 15.5; 32×16 wg 8×1 5.9 / 8.7 /
+ * 17.2. Bigger tiles gain little more and compile slower: 16×16 it is, with
+ * transposes at aᵀ·b 6.7 / 8.8 / 14.3, a·bᵀ 6.8 / 8.9 / 14.2, aᵀ·bᵀ 5.8 /
+ * 8.0 / 12.7 against a·b 7.7 / 9.7 / 14.7 in the same run.
+ *
+ * Transposition is a compile-time variant of the packing (and of the storage
+ * kernel); sizes, batch strides and broadcast flags are uniforms, so one
+ * pipeline serves every size.
  *
  * @module
  */
@@ -17,16 +56,56 @@ import type { KernelProgram } from "./program.ts";
 /** Activation fused into the epilogue. */
 export type MatmulAct = "none" | "relu" | "gelu";
 
-/** Rows of C per invocation. */
+/** Rows of C per invocation (storage-buffer kernel). */
 export const TM = 4;
-/** Columns of C per invocation (one vec4). */
+/** Columns of C per invocation (storage-buffer kernel, one vec4). */
 export const TN = 4;
-/** Workgroup shape (x along N, y along M). */
+/** Workgroup shape (x along N) of the storage-buffer kernel. */
 export const WG_X = 8;
-/** Workgroup shape along M. */
+/** Workgroup shape along M of the storage-buffer kernel. */
 export const WG_Y = 8;
 
-/** The matmul kernel for one combination of transposes, bias and activation. */
+/** Rows of C per invocation (texture kernel). */
+export const TEX_TM = 16;
+/** Columns of C per invocation (texture kernel): 4 texels of 4 columns. */
+export const TEX_TN = 16;
+/** Workgroup width of the texture kernel (along N, in texel columns). */
+export const TEX_WG_X = 8;
+/** Workgroup height of the texture kernel (along M). */
+export const TEX_WG_Y = 2;
+/** Workgroup shape of the packing kernel (x along texels, y along rows). */
+export const PACK_WG = 8;
+
+const TEX_NV = TEX_TN / 4;
+
+function epilogue(act: MatmulAct, bias: boolean, v: string, bv = "bv"): string {
+  const b = bias ? `${v} + ${bv}` : v;
+  // select() keeps a NaN (as the relu op does); max() may drop it.
+  if (act === "relu") return `relu4(${b})`;
+  if (act === "gelu") return `gelu4(${b})`;
+  return b;
+}
+
+function actWgsl(act: MatmulAct): string {
+  if (act === "relu") {
+    return "fn relu4(x: vec4<f32>) -> vec4<f32> { return select(x, vec4<f32>(0.0), x < vec4<f32>(0.0)); }";
+  }
+  return act === "gelu" ? GELU4 : "";
+}
+
+const STORE4 = /* wgsl */ `
+fn store4(base: u32, col: u32, v: vec4<f32>) {
+  if (col < u.N) { C[base + col] = v.x; }
+  if (col + 1u < u.N) { C[base + col + 1u] = v.y; }
+  if (col + 2u < u.N) { C[base + col + 2u] = v.z; }
+  if (col + 3u < u.N) { C[base + col + 3u] = v.w; }
+}`;
+
+/**
+ * The storage-buffer matmul kernel for one combination of transposes, bias and
+ * activation. Uniforms: `M, N, K, batch, sA, sB, tilesN, 0` (`sA`/`sB` are the
+ * batch strides, 0 for a shared operand); grid `[⌈N/4/8⌉, ⌈M/4/8⌉, batch]`.
+ */
 export function matmulProgram(
   transA: boolean,
   transB: boolean,
@@ -41,12 +120,6 @@ export function matmulProgram(
       ? `vec4<f32>(B[bBase + n0 * u.K + ${k}], B[bBase + n1 * u.K + ${k}], B[bBase + n2 * u.K + ${k}], B[bBase + n3 * u.K + ${k}])`
       : `vec4<f32>(B[bBase + (${k}) * u.N + n0], B[bBase + (${k}) * u.N + n1], B[bBase + (${k}) * u.N + n2], B[bBase + (${k}) * u.N + n3])`;
   const rows = Array.from({ length: TM }, (_, i) => i);
-  const epi = (v: string) => {
-    const b = bias ? `${v} + bv` : v;
-    if (act === "relu") return `max(${b}, vec4<f32>(0.0))`;
-    if (act === "gelu") return `gelu4(${b})`;
-    return b;
-  };
   return {
     name: `matmul${transA ? "_tA" : ""}${transB ? "_tB" : ""}${bias ? "_bias" : ""}${
       act !== "none" ? "_" + act : ""
@@ -62,7 +135,7 @@ struct U { M: u32, N: u32, K: u32, batch: u32, sA: u32, sB: u32, tilesN: u32, pa
 ${bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
 @group(0) @binding(${bias ? 3 : 2}) var<storage, read_write> C: array<f32>;
 @group(0) @binding(${bias ? 4 : 3}) var<uniform> u: U;
-${act === "gelu" ? GELU4 : ""}
+${actWgsl(act)}
 @compute @workgroup_size(${WG_X}, ${WG_Y})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let b = gid.z;
@@ -84,16 +157,143 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let cBase = b * u.M * u.N;
   ${
       rows.map((i) =>
-        `if (row + ${i}u < u.M) { store(cBase + (row + ${i}u) * u.N, col, ${epi(`acc${i}`)}); }`
+        `if (row + ${i}u < u.M) { store4(cBase + (row + ${i}u) * u.N, col, ${
+          epilogue(act, bias, `acc${i}`)
+        }); }`
       )
         .join("\n  ")
     }
 }
-fn store(base: u32, col: u32, v: vec4<f32>) {
-  C[base + col] = v.x;
-  if (col + 1u < u.N) { C[base + col + 1u] = v.y; }
-  if (col + 2u < u.N) { C[base + col + 2u] = v.z; }
-  if (col + 3u < u.N) { C[base + col + 3u] = v.w; }
+${STORE4}`,
+  };
+}
+
+/**
+ * The texture matmul kernel for one bias/activation combination. Inputs: the
+ * packed A and B textures (see {@link matmulPackProgram}), then the bias.
+ * Uniforms: `M, N, K4, N4, lA, lB, 0, 0` where `K4 = ⌈K/4⌉`, `N4 = ⌈N/4⌉` and
+ * `lA`/`lB` are 1 when the operand has one layer per batch entry, 0 when it is
+ * shared. Grid: `[⌈N4/(TEX_WG_X·TEX_TN/4)⌉, ⌈M/(TEX_WG_Y·TEX_TM)⌉, batch]`.
+ */
+export function matmulTexProgram(bias: boolean, act: MatmulAct): KernelProgram {
+  const rows = Array.from({ length: TEX_TM }, (_, i) => i);
+  const groups = Array.from({ length: TEX_NV }, (_, t) => t);
+  const L: string[] = [];
+  L.push(`let b = wid.z;
+  let row = (wid.y * ${TEX_WG_Y}u + lid.y) * ${TEX_TM}u;
+  if (row >= u.M) { return; }
+  let la = b * u.lA;
+  let lb = b * u.lB;`);
+  // Texel columns of this invocation: strided by the workgroup width so that the lanes of one
+  // vector fetch neighbouring texels. Out-of-range ones are clamped and never stored.
+  for (const t of groups) {
+    L.push(`let g${t} = wid.x * ${TEX_WG_X * TEX_NV}u + ${t * TEX_WG_X}u + lid.x;`);
+    L.push(`let gc${t} = min(g${t}, u.N4 - 1u);`);
+  }
+  for (const i of rows) L.push(`let m${i} = min(row + ${i}u, u.M - 1u);`);
+  for (const i of rows) for (const t of groups) L.push(`var acc${i}_${t} = vec4<f32>(0.0);`);
+  L.push(`for (var k4 = 0u; k4 < u.K4; k4++) {`);
+  L.push(`  let k = k4 * 4u;`);
+  for (const t of groups) {
+    for (let j = 0; j < 4; j++) {
+      L.push(`  let b${t}_${j} = textureLoad(Bt, vec2<u32>(gc${t}, k + ${j}u), lb, 0);`);
+    }
+  }
+  for (const i of rows) {
+    L.push(`  { let a = textureLoad(At, vec2<u32>(k4, m${i}), la, 0);`);
+    for (const t of groups) {
+      L.push(`    acc${i}_${t} += a.x * b${t}_0 + a.y * b${t}_1 + a.z * b${t}_2 + a.w * b${t}_3;`);
+    }
+    L.push(`  }`);
+  }
+  L.push(`}`);
+  // The epilogue stores row 0 of the tile and shifts the rows up, TEX_TM times: one store site
+  // per column group instead of one per accumulator. Every storage store is a per-lane loop on
+  // llvmpipe, and unrolling all of them (with a gelu each) tripled the pipeline's compile time.
+  L.push(`let cBase = u.cOff + b * u.sC;`);
+  if (bias) {
+    for (const t of groups) {
+      L.push(
+        `let bv${t} = vec4<f32>(bias[gc${t} * 4u], bias[min(gc${t} * 4u + 1u, u.N - 1u)], bias[min(gc${t} * 4u + 2u, u.N - 1u)], bias[min(gc${t} * 4u + 3u, u.N - 1u)]);`,
+      );
+    }
+  }
+  L.push(`let rows = min(u.M - row, ${TEX_TM}u);`);
+  L.push(`for (var i = 0u; i < rows; i++) {`);
+  L.push(`  let base = cBase + (row + i) * u.N;`);
+  for (const t of groups) {
+    L.push(
+      `  if (g${t} < u.N4) { store4(base, g${t} * 4u, ${
+        epilogue(act, bias, `acc0_${t}`, `bv${t}`)
+      }); }`,
+    );
+  }
+  for (const i of rows.slice(0, -1)) {
+    L.push(`  ${groups.map((t) => `acc${i}_${t} = acc${i + 1}_${t};`).join(" ")}`);
+  }
+  L.push(`}`);
+  return {
+    name: `matmul_tex${bias ? "_bias" : ""}${act !== "none" ? "_" + act : ""}`,
+    key: `matmul_tex_${TEX_TM}x${TEX_TN}_${+bias}_${act}`,
+    inputs: bias ? 3 : 2,
+    outputs: 1,
+    uniforms: true,
+    bindings: bias
+      ? ["texture", "texture", "storage", "storage"]
+      : ["texture", "texture", "storage"],
+    wgsl: () => /* wgsl */ `
+struct U { M: u32, N: u32, K4: u32, N4: u32, lA: u32, lB: u32, cOff: u32, sC: u32 }
+@group(0) @binding(0) var At: texture_2d_array<f32>;
+@group(0) @binding(1) var Bt: texture_2d_array<f32>;
+${bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
+@group(0) @binding(${bias ? 3 : 2}) var<storage, read_write> C: array<f32>;
+@group(0) @binding(${bias ? 4 : 3}) var<uniform> u: U;
+${actWgsl(act)}
+@compute @workgroup_size(${TEX_WG_X}, ${TEX_WG_Y})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  ${L.join("\n  ")}
+}
+${STORE4}`,
+  };
+}
+
+/**
+ * Packs a batch of matrices `X[b]` (logical `[R, C]`; stored `[C, R]` when
+ * `trans`) into the `rgba32float` layers `[b, Rp, ⌈C/4⌉]` of a 2-D array
+ * texture, 4 consecutive columns per texel, zero beyond `R` rows and `C`
+ * columns. Uniforms: `R, C, Rp, C4, s, 0, 0, 0` (`s` = batch stride of `X`);
+ * grid `[⌈C4/8⌉, ⌈Rp/8⌉, layers]`.
+ */
+export function matmulPackProgram(trans: boolean): KernelProgram {
+  const at = (r: string, c: string) =>
+    `X[base + ${trans ? `${c} * u.ld + ${r}` : `${r} * u.ld + ${c}`}]`;
+  return {
+    name: `matmul_pack${trans ? "_t" : ""}`,
+    key: `matmul_pack_${+trans}`,
+    inputs: 1,
+    outputs: 1,
+    uniforms: true,
+    bindings: ["storage", "storage-texture"],
+    wgsl: () => /* wgsl */ `
+struct U { R: u32, C: u32, Rp: u32, C4: u32, s: u32, off: u32, ld: u32, p0: u32 }
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var T: texture_storage_2d_array<rgba32float, write>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${PACK_WG}, ${PACK_WG})
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let x = g.x;
+  let r = g.y;
+  if (x >= u.C4 || r >= u.Rp) { return; }
+  let base = u.off + g.z * u.s;
+  // Branch-free: clamp the reads, then zero what lies outside the matrix.
+  let rc = min(r, u.R - 1u);
+  let c = x * 4u;
+  let cm = u.C - 1u;
+  let v = vec4<f32>(${at("rc", "c")}, ${at("rc", "min(c + 1u, cm)")}, ${
+      at("rc", "min(c + 2u, cm)")
+    }, ${at("rc", "min(c + 3u, cm)")});
+  let inside = (vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(u.C)) & vec4<bool>(r < u.R);
+  textureStore(T, vec2<u32>(x, r), g.z, select(vec4<f32>(0.0), v, inside));
 }`,
   };
 }

@@ -1,0 +1,116 @@
+/**
+ * The texture path of matmul (products of at least 2¹⁷ multiply-adds; see
+ * engine/ops/matmul.ts): packing with padding, the plain-copy layouts, the
+ * fused epilogue, and the chunks beyond the texture limits. matmul_test.ts
+ * covers the storage-buffer path, which the smaller products take.
+ *
+ * @module
+ */
+
+import { matmul } from "../../../mod.ts";
+import { gpu } from "../../../engine/device.ts";
+import { matmulRef, Rng } from "../../helpers/reference.ts";
+import { checkOp } from "../../helpers/gpu.ts";
+
+const TRANSPOSES: [boolean, boolean][] = [[false, false], [true, false], [false, true], [
+  true,
+  true,
+]];
+
+const tol = (K: number) => ({ rtol: 1e-5, atol: 2e-7 * Math.max(K, 1) + 1e-6 });
+
+function operands(
+  r: Rng,
+  batchA: number[],
+  batchB: number[],
+  [M, K, N]: number[],
+  transA: boolean,
+  transB: boolean,
+) {
+  const a = r.nonzero([...batchA, ...(transA ? [K, M] : [M, K])], 0.1, 1);
+  const b = r.nonzero([...batchB, ...(transB ? [N, K] : [K, N])], 0.1, 1);
+  return [a, b];
+}
+
+Deno.test("matmul() matches the float64 reference on the texture path at odd sizes", async () => {
+  const r = new Rng(11);
+  // K and N not multiples of 4 (padded texels), M not a multiple of the 32-row tile.
+  const sizes = [[65, 130, 67], [33, 257, 33], [257, 33, 17], [1, 513, 257]];
+  for (const mkn of sizes) {
+    for (const [transA, transB] of TRANSPOSES) {
+      const [a, b] = operands(r, [], [], mkn, transA, transB);
+      await checkOp(
+        `[${mkn}] tA=${transA} tB=${transB}`,
+        [a, b],
+        (x, y) => matmul(x, y, { transA, transB }),
+        matmulRef(a, b, { transA, transB }),
+        tol(mkn[1]),
+      );
+    }
+  }
+});
+
+Deno.test("matmul() copies 64-aligned operands into textures, batched and broadcast", async () => {
+  const r = new Rng(12);
+  const cases: [number[], number[], number[]][] = [
+    [[3], [3], [40, 64, 128]],
+    [[2, 1], [3], [24, 128, 64]],
+    [[], [3], [64, 64, 64]],
+    [[3], [], [64, 64, 68]],
+  ];
+  for (const [ba, bb, mkn] of cases) {
+    for (const [transA, transB] of TRANSPOSES) {
+      const [a, b] = operands(r, ba, bb, mkn, transA, transB);
+      await checkOp(
+        `[${ba}]x[${bb}] [${mkn}] tA=${transA} tB=${transB}`,
+        [a, b],
+        (x, y) => matmul(x, y, { transA, transB }),
+        matmulRef(a, b, { transA, transB }),
+        tol(mkn[1]),
+      );
+    }
+  }
+});
+
+Deno.test("matmul() fuses bias and relu/gelu on the texture path", async () => {
+  const r = new Rng(13);
+  for (const act of ["none", "relu", "gelu"] as const) {
+    for (const [transA, transB] of [[false, true], [true, false]] as [boolean, boolean][]) {
+      const mkn = [70, 64, 37];
+      const [a, b] = operands(r, [2], [], mkn, transA, transB);
+      const bias = r.nonzero([mkn[2]], 0.1, 1);
+      await checkOp(
+        `bias ${act} tA=${transA} tB=${transB}`,
+        [a, b, bias],
+        (x, y, z) => matmul(x, y, { transA, transB, bias: z, act }),
+        matmulRef(a, b, { transA, transB, bias, act }),
+        tol(mkn[1]),
+      );
+    }
+  }
+});
+
+Deno.test("matmul() splits rows and batch entries beyond the texture limits", async () => {
+  const r = new Rng(14);
+  const { maxTextureDimension2D: dim, maxTextureArrayLayers: layers } = gpu().limits;
+  // One more row than a texture holds, in both A layouts (the copy and the pack).
+  for (const [transA, K] of [[false, 64], [true, 10]] as [boolean, number][]) {
+    const [a, b] = operands(r, [], [], [dim + 1, K, 9], transA, false);
+    await checkOp(
+      `${dim + 1} rows tA=${transA}`,
+      [a, b],
+      (x, y) => matmul(x, y, { transA }),
+      matmulRef(a, b, { transA }),
+      tol(K),
+    );
+  }
+  // One more batch entry than a texture has layers, with one operand shared.
+  const [a, b] = operands(r, [layers + 1], [], [16, 32, 33], false, true);
+  await checkOp(
+    `${layers + 1} batch entries`,
+    [a, b],
+    (x, y) => matmul(x, y, { transB: true }),
+    matmulRef(a, b, { transB: true }),
+    tol(32),
+  );
+});

@@ -21,7 +21,8 @@ import { type HostTensor, readSafetensorsFile, writeSafetensorsFile } from "./sa
  * ```ts
  * import { tensor } from "../mod.ts";
  * import { saveSafetensors } from "./checkpoint.ts";
- * await saveSafetensors("w.safetensors", { w: tensor([1, 2, 3]) }, { step: "10" });
+ * const path = (await Deno.makeTempDir()) + "/w.safetensors";
+ * await saveSafetensors(path, { w: tensor([1, 2, 3]) }, { step: "10" });
  * ```
  */
 export async function saveSafetensors(
@@ -52,8 +53,9 @@ export async function saveSafetensors(
  * ```ts
  * import { tensor } from "../mod.ts";
  * import { loadSafetensors, saveSafetensors } from "./checkpoint.ts";
- * await saveSafetensors("w.safetensors", { w: tensor([1, 2, 3]) });
- * const sd = await loadSafetensors("w.safetensors");
+ * const path = (await Deno.makeTempDir()) + "/w.safetensors";
+ * await saveSafetensors(path, { w: tensor([1, 2, 3]) });
+ * const sd = await loadSafetensors(path);
  * console.log(sd.w.shape); // [3]
  * ```
  */
@@ -69,8 +71,9 @@ export async function loadSafetensors(path: string): Promise<Record<string, Tens
  * ```ts
  * import { tensor } from "../mod.ts";
  * import { loadSafetensorsWithMetadata, saveSafetensors } from "./checkpoint.ts";
- * await saveSafetensors("w.safetensors", { w: tensor([1, 2, 3]) }, { step: "10" });
- * const { tensors, metadata } = await loadSafetensorsWithMetadata("w.safetensors");
+ * const path = (await Deno.makeTempDir()) + "/w.safetensors";
+ * await saveSafetensors(path, { w: tensor([1, 2, 3]) }, { step: "10" });
+ * const { tensors, metadata } = await loadSafetensorsWithMetadata(path);
  * console.log(Object.keys(tensors), metadata.step); // ["w"] "10"
  * ```
  */

@@ -187,14 +187,14 @@ function ensureArena(): GPUBuffer {
 export function run(program: KernelProgram, d: Dispatch): void {
   const { device, limits } = gpu();
   if (batchNames.length >= MAX_BATCH) sync();
-  const { pipeline, layout } = pipelineFor(program);
-  const entries: GPUBindGroupEntry[] = [];
   const all = [...d.inputs, ...d.outputs];
-  if (all.length !== program.inputs + program.outputs) {
+  if (d.inputs.length !== program.inputs || d.outputs.length !== program.outputs) {
     throw new Error(
       `kernel "${program.name}": expected ${program.inputs} inputs and ${program.outputs} outputs, got ${d.inputs.length} and ${d.outputs.length}`,
     );
   }
+  const { pipeline, layout } = pipelineFor(program);
+  const entries: GPUBindGroupEntry[] = [];
   for (let i = 0; i < all.length; i++) {
     const r = all[i];
     if (r instanceof GPUTextureView) {
@@ -365,7 +365,11 @@ function lostPromise(): Promise<never> {
 function throwPending(): void {
   const g = gpu();
   if (g.lost) throw g.lost;
-  const errs = [...pendingErrors.splice(0), ...takeUncapturedErrors()];
+  // Compile errors first: they explain the batch errors that follow from them.
+  const errs = [...pendingErrors.splice(0), ...takeUncapturedErrors()]
+    .sort((a, b) =>
+      Number(b.includes("failed to compile")) - Number(a.includes("failed to compile"))
+    );
   if (errs.length) throw new GpuError(errs.join("\n\n"));
 }
 

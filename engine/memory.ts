@@ -36,6 +36,8 @@ export interface MemoryStats {
   peakBytes: number;
   /** Bytes held by freed buffers kept for reuse. */
   pooledBytes: number;
+  /** Bytes held by kernels' scratch caches (matmul's packed-operand textures). */
+  scratchBytes: number;
   /** Live bytes by what they hold. */
   byCategory: Record<MemoryCategory, number>;
   /** Number of live storages. */
@@ -188,11 +190,37 @@ function acquire(capacity: number, forWrite: boolean): GPUBuffer {
   return device.createBuffer({ size: capacity, usage });
 }
 
-/** Destroys every pooled (free) buffer, returning its memory to the driver. */
+/** GPU memory a kernel family keeps for reuse outside the tensor pool (e.g. packed textures). */
+export interface ScratchCache {
+  /** Bytes held now. */
+  bytes(): number;
+  /** Frees what no command being recorded still needs. */
+  release(): void;
+}
+
+const scratchCaches: ScratchCache[] = [];
+
+/** Registers a scratch cache so that memoryStats() counts it and emptyCache() frees it. */
+export function registerScratch(c: ScratchCache): void {
+  scratchCaches.push(c);
+}
+
+/**
+ * Destroys every pooled (free) buffer and scratch cache, returning the memory
+ * to the driver.
+ *
+ * @example
+ * ```ts
+ * import { emptyCache, memoryStats } from "./memory.ts";
+ * emptyCache();
+ * console.log(memoryStats().pooledBytes); // 0
+ * ```
+ */
 export function emptyCache(): void {
   for (const list of free.values()) for (const e of list) e.buffer.destroy();
   free.clear();
   pooledBytes = 0;
+  for (const c of scratchCaches) c.release();
 }
 
 /**
@@ -207,7 +235,8 @@ export function emptyCache(): void {
 export function memoryStats(): MemoryStats {
   const cat = {} as Record<MemoryCategory, number>;
   for (const c of CATEGORIES) cat[c] = byCategory[c];
-  return { liveBytes, peakBytes, pooledBytes, byCategory: cat, liveBuffers };
+  const scratchBytes = scratchCaches.reduce((n, c) => n + c.bytes(), 0);
+  return { liveBytes, peakBytes, pooledBytes, scratchBytes, byCategory: cat, liveBuffers };
 }
 
 /**

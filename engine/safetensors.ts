@@ -215,7 +215,7 @@ function littleEndianBytes(data: Float32Array | Int32Array | Uint32Array): Uint8
  *   "layer.0.weight": { dtype: "f32", shape: [2, 3], data: new Float32Array(6) },
  *   "step": { dtype: "i32", shape: [], data: new Int32Array([100]) },
  * }, { format: "pt" });
- * await Deno.writeFile("model.safetensors", bytes);
+ * await Deno.writeFile((await Deno.makeTempDir()) + "/model.safetensors", bytes);
  * ```
  */
 export function encodeSafetensors(
@@ -547,9 +547,9 @@ function halfToFloat(h: number): number {
  *
  * @example
  * ```ts
- * import { decodeSafetensors } from "./safetensors.ts";
+ * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
  *
- * const bytes = await Deno.readFile("model.safetensors");
+ * const bytes = encodeSafetensors({ w: { dtype: "f32", shape: [2], data: new Float32Array([1, 2]) } });
  * const { tensors, metadata } = decodeSafetensors(bytes, "model.safetensors");
  * for (const [name, t] of Object.entries(tensors)) console.log(name, t.dtype, t.shape);
  * console.log(metadata);
@@ -696,7 +696,8 @@ export function decodeSafetensors(
  * ```ts
  * import { writeSafetensorsFile } from "./safetensors.ts";
  *
- * await writeSafetensorsFile("ckpt.safetensors", {
+ * const path = (await Deno.makeTempDir()) + "/ckpt.safetensors";
+ * await writeSafetensorsFile(path, {
  *   bias: { dtype: "f32", shape: [3], data: new Float32Array([0.1, 0.2, 0.3]) },
  * }, { step: "1000" });
  * ```
@@ -752,9 +753,11 @@ export async function writeSafetensorsFile(
  *
  * @example
  * ```ts
- * import { readSafetensorsFile } from "./safetensors.ts";
+ * import { readSafetensorsFile, writeSafetensorsFile } from "./safetensors.ts";
  *
- * const { tensors } = await readSafetensorsFile("ckpt.safetensors");
+ * const path = (await Deno.makeTempDir()) + "/ckpt.safetensors";
+ * await writeSafetensorsFile(path, { bias: { dtype: "f32", shape: [1], data: new Float32Array([0.5]) } });
+ * const { tensors } = await readSafetensorsFile(path);
  * console.log(tensors.bias.data);
  * ```
  */

@@ -9,7 +9,7 @@ import { fmtShape, type Shape, sizeOf, Tensor, tracks } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
 import { copyBufferToTexture, currentBatch, run } from "../dispatch.ts";
 import { gpu } from "../device.ts";
-import type { Storage } from "../memory.ts";
+import { registerScratch, type Storage } from "../memory.ts";
 import {
   type MatmulAct,
   matmulPackProgram,
@@ -25,8 +25,7 @@ import {
   WG_X,
   WG_Y,
 } from "../../kernels/matmul.ts";
-import { broadcastShapes } from "./elementwise.ts";
-import { cast, gelu, gt, mul } from "./elementwise.ts";
+import { broadcastShapes, cast, gelu, gt, mul } from "./elementwise.ts";
 import { sumTo } from "./reduce.ts";
 import { expand, reshape } from "./shape.ts";
 
@@ -269,6 +268,18 @@ interface Scratch {
 const scratch = new Map<string, Scratch>();
 let scratchBytes = 0;
 const SCRATCH_BYTES = 64 << 20;
+
+registerScratch({
+  bytes: () => scratchBytes,
+  release: () => {
+    for (const [k, e] of scratch) {
+      if (e.batch === currentBatch()) continue;
+      e.texture.destroy();
+      scratch.delete(k);
+      scratchBytes -= e.bytes;
+    }
+  },
+});
 
 function scratchTexture(role: string, w: number, h: number, layers: number): Scratch {
   const key = `${role}:${w}x${h}x${layers}`;

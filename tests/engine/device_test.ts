@@ -1,0 +1,96 @@
+/**
+ * Device-level failures: each must end in a clear, thrown error, never a hang
+ * or a silent wrong answer. The cases that break the device run in a child
+ * process so the rest of the suite keeps a healthy one.
+ */
+import assert from "node:assert/strict";
+import { relu, synchronize, Tensor, tensor } from "../../mod.ts";
+import { gpu } from "../../engine/device.ts";
+import { run } from "../../engine/dispatch.ts";
+import type { KernelProgram } from "../../kernels/program.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+
+async function child(code: string): Promise<{ code: number; out: string }> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", code],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  });
+  const r = await cmd.output();
+  const dec = new TextDecoder();
+  return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
+}
+
+Deno.test("without an adapter, initGpu() says so and how to get one", async () => {
+  const r = await child(`
+    Object.defineProperty(navigator.gpu, "requestAdapter", { value: async () => null });
+    const { initGpu } = await import("./engine/device.ts");
+    try { await initGpu(); console.log("no error"); } catch (e) { console.log(e.name + ": " + e.message); }
+  `);
+  assert.match(r.out, /GpuError: WebGPU: no GPU adapter was found/);
+  assert.match(r.out, /mesa/i);
+});
+
+Deno.test("a lost device fails the next read-back with an error instead of hanging", async () => {
+  const r = await child(`
+    const { tensor } = await import("./mod.ts");
+    const { gpu } = await import("./engine/device.ts");
+    const t = tensor([1, 2, 3]);
+    await t.toArray();
+    gpu().device.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    try { await t.add(1).toArray(); console.log("no error"); } catch (e) { console.log(e.name + ": " + e.message); }
+  `);
+  assert.match(r.out, /GpuError: WebGPU device lost/);
+});
+
+Deno.test("a kernel that fails to compile is reported with its name, the line and its source", async () => {
+  const r = await child(`
+    const { synchronize, Tensor } = await import("./mod.ts");
+    const { run } = await import("./engine/dispatch.ts");
+    const bad = { name: "broken_kernel", key: "broken_kernel", inputs: 0, outputs: 1, uniforms: false,
+      wgsl: () => "@group(0) @binding(0) var<storage, read_write> o: array<f32>;\\n@compute @workgroup_size(1) fn main() { o[0] = undefined_name; }" };
+    const out = Tensor.empty([1]);
+    run(bad, { inputs: [], outputs: [out.storage], workgroups: 1 });
+    try { await synchronize(); console.log("no error"); } catch (e) { console.log(e.name + ": " + e.message); }
+  `);
+  assert.match(r.out, /GpuError: kernel "broken_kernel" failed to compile/);
+  assert.match(r.out, /undefined_name/);
+  assert.match(r.out, /line 2/);
+});
+
+Deno.test("a tensor above maxStorageBufferBindingSize is refused with an error naming the kernel", () => {
+  const limit = gpu().limits.maxStorageBufferBindingSize;
+  const big = Tensor.empty([limit / 4 + 1]);
+  try {
+    assert.throws(() => relu(big), (e: Error) => {
+      assert.ok(e instanceof RangeError);
+      assert.match(e.message, /unary_relu/);
+      assert.match(e.message, /maxStorageBufferBindingSize/);
+      return true;
+    });
+  } finally {
+    big.dispose();
+  }
+});
+
+Deno.test("run() checks a kernel's binding count against the program", async () => {
+  const p: KernelProgram = {
+    name: "two_inputs",
+    key: "two_inputs_test",
+    inputs: 2,
+    outputs: 1,
+    uniforms: false,
+    wgsl: () => "",
+  };
+  const t = tensor([1]);
+  assert.throws(
+    () => run(p, { inputs: [t.storage], outputs: [t.storage], workgroups: 1 }),
+    /expected 2 inputs/,
+  );
+  t.dispose();
+  await synchronize();
+});

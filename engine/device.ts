@@ -63,7 +63,8 @@ export function initGpu(): Promise<Gpu> {
 function quietMesa(): void {
   try {
     if (Deno.build.os !== "linux" || Deno.env.get("XDG_RUNTIME_DIR")) return;
-    const dir = `/tmp/frost-runtime-${Deno.uid() ?? 0}`;
+    // (Not Deno.uid(): that needs --allow-sys, which the tasks do not grant.)
+    const dir = `/tmp/frost-runtime-${Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? "user"}`;
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
     Deno.env.set("XDG_RUNTIME_DIR", dir);
   } catch {

@@ -140,12 +140,29 @@ export function pipelineCount(): number {
   return pipelines.size;
 }
 
+/**
+ * A byte range of a storage, bound instead of the whole buffer: how a kernel
+ * works on a piece of a tensor larger than `maxStorageBufferBindingSize`.
+ * `offset` must be a multiple of `minStorageBufferOffsetAlignment`.
+ */
+export interface BufferRange {
+  /** The storage (or raw buffer). */
+  storage: Storage | GPUBuffer;
+  /** First byte bound. */
+  offset: number;
+  /** Bytes bound. */
+  size: number;
+}
+
+/** What a dispatch may bind. */
+export type Bindable = Storage | GPUBuffer | BufferRange | GPUTextureView;
+
 /** One dispatch of a kernel. */
 export interface Dispatch {
-  /** Read-only storages (or texture views, see `KernelProgram.bindings`), in binding order. */
-  inputs: (Storage | GPUBuffer | GPUTextureView)[];
-  /** Read-write storages (or storage-texture views), in binding order after the inputs. */
-  outputs: (Storage | GPUBuffer | GPUTextureView)[];
+  /** Read-only storages (or ranges, or texture views: see `KernelProgram.bindings`), in order. */
+  inputs: Bindable[];
+  /** Read-write storages (or ranges, or storage-texture views), in order after the inputs. */
+  outputs: Bindable[];
   /** Uniform block contents (at most {@link UNIFORM_SLOT} bytes). */
   uniforms?: ArrayBufferView;
   /** Workgroups to launch: a 1-D count (folded into a grid when large) or a 3-D grid. */
@@ -201,17 +218,27 @@ export function run(program: KernelProgram, d: Dispatch): void {
       entries.push({ binding: i, resource: r });
       continue;
     }
-    const buffer = bufferOf(r);
-    const size = "bytes" in all[i]
-      ? Math.max(4, Math.ceil((all[i] as Storage).bytes / 4) * 4)
+    const range = "offset" in r ? r : null;
+    const buffer = bufferOf(range ? range.storage : r as Storage | GPUBuffer);
+    const offset = range ? range.offset : 0;
+    const size = range
+      ? Math.max(4, Math.ceil(range.size / 4) * 4)
+      : "bytes" in r
+      ? Math.max(4, Math.ceil(r.bytes / 4) * 4)
       : buffer.size;
+    if (offset % limits.minStorageBufferOffsetAlignment !== 0) {
+      throw new RangeError(
+        `kernel "${program.name}": binding ${i} starts at byte ${offset}, not a multiple of ` +
+          `minStorageBufferOffsetAlignment (${limits.minStorageBufferOffsetAlignment})`,
+      );
+    }
     if (size > limits.maxStorageBufferBindingSize) {
       throw new RangeError(
         `kernel "${program.name}": binding ${i} is ${size} bytes, above this adapter's ` +
           `maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize})`,
       );
     }
-    entries.push({ binding: i, resource: { buffer, size } });
+    entries.push({ binding: i, resource: { buffer, offset, size } });
   }
   let offsets: number[] = [];
   if (program.uniforms) {
@@ -403,3 +430,30 @@ export async function readBuffer(
 
 /** Id of the batch being recorded (see memory.ts). */
 export { currentBatch };
+
+/**
+ * Splits `n` 4-byte elements into pieces whose byte ranges each fit one
+ * storage binding (and start on the binding alignment), for kernels whose
+ * element i depends only on element i of each operand. One piece when the
+ * whole tensor fits, which is the common case.
+ *
+ * @example
+ * ```ts ignore
+ * for (const [start, count] of bindingChunks(x.size)) run(p, { inputs: [rangeOf(x.storage, start, count)], ... });
+ * ```
+ */
+export function bindingChunks(n: number): [number, number][] {
+  const { limits } = gpu();
+  const align = limits.minStorageBufferOffsetAlignment / 4;
+  const max = Math.floor(limits.maxStorageBufferBindingSize / 4 / align) * align;
+  if (n <= max) return [[0, n]];
+  const out: [number, number][] = [];
+  for (let s = 0; s < n; s += max) out.push([s, Math.min(max, n - s)]);
+  return out;
+}
+
+/** The range of elements `[start, start + count)` of a storage of 4-byte elements (the storage itself when whole). */
+export function rangeOf(s: Storage, start: number, count: number): Storage | BufferRange {
+  if (start === 0 && count * 4 >= s.bytes) return s;
+  return { storage: s, offset: 4 * start, size: 4 * count };
+}

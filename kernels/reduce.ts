@@ -37,6 +37,7 @@ struct U {
   nOut: u32, nRed: u32, keptRank: u32, redRank: u32,
   keptShape: array<vec4<u32>, 2>, keptStride: array<vec4<u32>, 2>,
   redShape: array<vec4<u32>, 2>, redStride: array<vec4<u32>, 2>,
+  parts: u32,
 }
 fn dim(v: array<vec4<u32>, 2>, d: u32) -> u32 { return v[d >> 2u][d & 3u]; }
 fn baseOf(o: u32) -> u32 {
@@ -136,15 +137,19 @@ var<workgroup> si: array<u32, ${REDUCE_WG}>;
 @compute @workgroup_size(${REDUCE_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let o = wid.x + wid.y * nwg.x;
+  // With parts > 1, several workgroups share one output, each taking every
+  // parts-th block of the reduction and writing its own partial result.
+  let w = wid.x + wid.y * nwg.x;
+  let o = w / u.parts;
+  let part = w % u.parts;
   let valid = o < u.nOut;
   let base = select(0u, baseOf(o), valid);
   var acc = ${identity(fn, dtype)};
   var best = 0u;
   if (valid) {
-    for (var j = lid; j < u.nRed; j += ${REDUCE_WG}u) { let v = x[base + redOffset(j)]; ${
-        combine(fn)
-      } }
+    for (var j = part * ${REDUCE_WG}u + lid; j < u.nRed; j += ${REDUCE_WG}u * u.parts) {
+      let v = x[base + redOffset(j)]; ${combine(fn)}
+    }
   }
   sv[lid] = acc;
   si[lid] = best;
@@ -155,7 +160,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
   }
-  if (lid == 0u && valid) { out[o] = ${fn === "argmax" ? "i32(si[0])" : "sv[0]"}; }
+  if (lid == 0u && valid) { out[w] = ${fn === "argmax" ? "i32(si[0])" : "sv[0]"}; }
 }`,
   };
 }

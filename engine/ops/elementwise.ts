@@ -7,7 +7,7 @@
 import { fmtShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
 import type { DType } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
-import { run } from "../dispatch.ts";
+import { bindingChunks, rangeOf, run } from "../dispatch.ts";
 import {
   arangeProgram,
   type BinaryFn,
@@ -79,11 +79,11 @@ function unary(fn: UnaryFn, x: Tensor): Tensor {
     throw new TypeError(`${fn}: expected an f32 tensor, got ${x.dtype} ${fmtShape(x.shape)}`);
   }
   const out = Tensor.empty(x.shape, x.dtype);
-  const n = x.size;
-  if (n > 0) {
+  for (const [start, n] of bindingChunks(x.size)) {
+    if (n === 0) continue;
     run(unaryProgram(fn, x.dtype), {
-      inputs: [x.storage],
-      outputs: [out.storage],
+      inputs: [rangeOf(x.storage, start, n)],
+      outputs: [rangeOf(out.storage, start, n)],
       uniforms: new Uint32Array([n]),
       workgroups: elementwiseGroups(n),
       bytes: 8 * n,
@@ -126,11 +126,12 @@ export const gelu = (x: Tensor, approximate: "none" | "tanh" = "none"): Tensor =
 /** dx for a unary op from x, y and g (one fused kernel). */
 function unaryGrad(fn: UnaryFn, x: Tensor, y: Tensor, g: Tensor): Tensor {
   const out = Tensor.empty(x.shape, "f32");
-  const n = x.size;
-  if (n > 0) {
+  for (const [start, n] of bindingChunks(x.size)) {
+    if (n === 0) continue;
+    const r = (t: Tensor) => rangeOf(t.storage, start, n);
     run(unaryGradProgram(fn), {
-      inputs: [x.storage, y.storage, g.storage],
-      outputs: [out.storage],
+      inputs: [r(x), r(y), r(g)],
+      outputs: [r(out)],
       uniforms: new Uint32Array([n]),
       workgroups: elementwiseGroups(n),
       bytes: 16 * n,
@@ -188,20 +189,24 @@ function binary(fn: BinaryFn, a: Tensor, b: Tensor): Tensor {
   const out = Tensor.empty(shape, outDtype);
   const n = sizeOf(shape);
   const mode = broadcastMode(a.shape, b.shape, shape);
-  if (n > 0) {
+  // Same-shape operands above one binding's limit run piecewise (e.g. a 411 MB weight's update).
+  const pieces = mode === "same" ? bindingChunks(n) : [[0, n] as [number, number]];
+  for (const [start, count] of pieces) {
+    if (count === 0) continue;
+    const r = (t: Tensor) => mode === "same" ? rangeOf(t.storage, start, count) : t.storage;
     run(binaryProgram(fn, a.dtype, mode), {
-      inputs: [a.storage, b.storage],
-      outputs: [out.storage],
+      inputs: [r(a), r(b)],
+      outputs: [r(out)],
       uniforms: binaryUniforms(
         mode === "tailA" ? a.size : b.size,
-        n,
+        count,
         shape,
         broadcastStrides(a.shape, shape),
         broadcastStrides(b.shape, shape),
       ),
-      workgroups: elementwiseGroups(n),
-      bytes: 12 * n,
-      flops: n,
+      workgroups: elementwiseGroups(count),
+      bytes: 12 * count,
+      flops: count,
     });
   }
   if (!COMPARISONS.has(fn)) {
@@ -235,15 +240,15 @@ function scalar(fn: ScalarFn, a: Tensor, s: number): Tensor {
     throw new TypeError(`pow: expected an f32 tensor, got ${a.dtype}`);
   }
   const out = Tensor.empty(a.shape, outDtype);
-  const n = a.size;
-  if (n > 0) {
+  for (const [start, n] of bindingChunks(a.size)) {
+    if (n === 0) continue;
     const u = new ArrayBuffer(16);
     new Uint32Array(u)[0] = n;
     new Float32Array(u)[1] = s;
     new Int32Array(u)[2] = Math.trunc(s);
     run(scalarProgram(fn, a.dtype), {
-      inputs: [a.storage],
-      outputs: [out.storage],
+      inputs: [rangeOf(a.storage, start, n)],
+      outputs: [rangeOf(out.storage, start, n)],
       uniforms: new Uint8Array(u),
       workgroups: elementwiseGroups(n),
       bytes: 8 * n,
@@ -351,12 +356,13 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return mul(x, 1);
   const out = Tensor.empty(x.shape, dtype);
-  if (x.size > 0) {
+  for (const [start, n] of bindingChunks(x.size)) {
+    if (n === 0) continue;
     run(castProgram(x.dtype, dtype), {
-      inputs: [x.storage],
-      outputs: [out.storage],
-      uniforms: new Uint32Array([x.size]),
-      workgroups: elementwiseGroups(x.size),
+      inputs: [rangeOf(x.storage, start, n)],
+      outputs: [rangeOf(out.storage, start, n)],
+      uniforms: new Uint32Array([n]),
+      workgroups: elementwiseGroups(n),
     });
   }
   return out;
@@ -383,11 +389,11 @@ function bitsOf(value: number, dtype: DType): number {
  */
 export function full(shape: Shape, value: number, dtype: DType = "f32"): Tensor {
   const out = Tensor.empty(shape, dtype);
-  const n = out.size;
-  if (n > 0) {
+  for (const [start, n] of bindingChunks(out.size)) {
+    if (n === 0) continue;
     run(fillProgram(), {
       inputs: [],
-      outputs: [out.storage],
+      outputs: [rangeOf(out.storage, start, n)],
       uniforms: new Uint32Array([n, bitsOf(value, dtype)]),
       workgroups: elementwiseGroups(n),
       bytes: 4 * n,

@@ -6,8 +6,14 @@
  */
 
 import { fmtShape, type Shape, sizeOf, Tensor, tracks } from "../tensor.ts";
-import { record, type VjpRule } from "../autograd.ts";
-import { copyBufferToTexture, currentBatch, run } from "../dispatch.ts";
+import { noGrad, record, type VjpRule } from "../autograd.ts";
+import {
+  type BufferRange,
+  copyBuffer,
+  copyBufferToTexture,
+  currentBatch,
+  run,
+} from "../dispatch.ts";
 import { gpu } from "../device.ts";
 import { registerScratch, type Storage } from "../memory.ts";
 import {
@@ -25,9 +31,9 @@ import {
   WG_X,
   WG_Y,
 } from "../../kernels/matmul.ts";
-import { broadcastShapes, cast, gelu, gt, mul } from "./elementwise.ts";
+import { add, broadcastShapes, cast, gelu, gt, mul, relu } from "./elementwise.ts";
 import { sumTo } from "./reduce.ts";
-import { expand, reshape } from "./shape.ts";
+import { concat, expand, reshape, slice } from "./shape.ts";
 
 /** Options of {@link matmul}. */
 export interface MatmulOptions {
@@ -97,12 +103,17 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   // A gelu epilogue loses the pre-activation its gradient needs: unfuse it when recording.
   const tracked = tracks(a, b, ...(bias ? [bias] : []));
   const fusedAct = act === "gelu" && tracked ? "none" : act;
-  const out = Tensor.empty([...batchShape, M, N], "f32");
+  let out = Tensor.empty([...batchShape, M, N], "f32");
   if (batch * M * N > 0) {
     const geom = { M, N, K, batch, sA, sB, transA, transB };
-    const operands = { a: ea.storage, b: eb.storage, bias: bias?.storage, out: out.storage };
-    if (useTextures(geom)) runTextured(geom, operands, fusedAct);
-    else runBuffered(geom, operands, fusedAct);
+    if (batch === 1 && tooLarge(a, b, out)) {
+      out.dispose();
+      out = noGrad(() => largeProduct(a, b, geom, bias, fusedAct));
+    } else {
+      const operands = { a: ea.storage, b: eb.storage, bias: bias?.storage, out: out.storage };
+      if (useTextures(geom)) runTextured(geom, operands, fusedAct);
+      else runBuffered(geom, operands, fusedAct);
+    }
   }
   if (ea !== a) ea.dispose();
   if (eb !== b) eb.dispose();
@@ -130,10 +141,15 @@ interface Geometry {
 }
 
 interface Operands {
-  a: Storage;
-  b: Storage;
+  a: Storage | BufferRange;
+  b: Storage | BufferRange;
   bias?: Storage;
-  out: Storage;
+  out: Storage | BufferRange;
+}
+
+/** The storage and byte offset of a binding, for buffer-to-texture copies. */
+function base(x: Storage | BufferRange): [Storage | GPUBuffer, number] {
+  return "offset" in x ? [x.storage, x.offset] : [x, 0];
 }
 
 /**
@@ -192,14 +208,18 @@ function runTextured(g: Geometry, o: Operands, act: MatmulAct): void {
   for (let b0 = 0; b0 < batch; b0 += bc) {
     const nb = Math.min(bc, batch - b0);
     const lB = sB === 0 ? 1 : nb;
-    if (copyB) copyBufferToTexture(o.b, 4 * b0 * sB, 4 * N, K, bt.texture, [N4, K, lB]);
-    else pack(o.b, bt.view, b0 * sB, K, N, 4 * K4, transB ? K : N, transB, lB, sB);
+    if (copyB) {
+      const [s, off] = base(o.b);
+      copyBufferToTexture(s, off + 4 * b0 * sB, 4 * N, K, bt.texture, [N4, K, lB]);
+    } else pack(o.b, bt.view, b0 * sB, K, N, 4 * K4, transB ? K : N, transB, lB, sB);
     for (let m0 = 0; m0 < M; m0 += mc) {
       const rows = Math.min(mc, M - m0);
       const lA = sA === 0 ? 1 : nb;
       const offA = b0 * sA + (transA ? m0 : m0 * K);
-      if (copyA) copyBufferToTexture(o.a, 4 * offA, 4 * K, M, at.texture, [K4, rows, lA]);
-      else pack(o.a, at.view, offA, rows, K, rows, transA ? M : K, transA, lA, sA);
+      if (copyA) {
+        const [s, off] = base(o.a);
+        copyBufferToTexture(s, off + 4 * offA, 4 * K, M, at.texture, [K4, rows, lA]);
+      } else pack(o.a, at.view, offA, rows, K, rows, transA ? M : K, transA, lA, sA);
       run(matmulTexProgram(!!o.bias, act), {
         inputs: o.bias ? [at.view, bt.view, o.bias] : [at.view, bt.view],
         outputs: [o.out],
@@ -230,7 +250,7 @@ function runTextured(g: Geometry, o: Operands, act: MatmulAct): void {
  * `[R, C]`, leading dimension `ld`, stored transposed when `trans`) into `dst`.
  */
 function pack(
-  src: Storage,
+  src: Storage | BufferRange,
   dst: GPUTextureView,
   off: number,
   R: number,
@@ -308,6 +328,141 @@ function scratchTexture(role: string, w: number, h: number, layers: number): Scr
   s.batch = currentBatch();
   scratch.set(key, s);
   return s;
+}
+
+/** Whether an operand or the result is above one storage binding's limit. */
+function tooLarge(...ts: Tensor[]): boolean {
+  const max = gpu().limits.maxStorageBufferBindingSize;
+  return ts.some((t) => 4 * t.size > max);
+}
+
+/**
+ * A product with an operand or result above `maxStorageBufferBindingSize`
+ * (VGG11's 25,088→4,096 classifier weight is 411 MB against 128 MiB here),
+ * computed in pieces that each fit one binding:
+ * - result too large: bands of its rows, each written into a range of it;
+ * - op(B) too large: bands of its rows (stored rows when transposed) into
+ *   column blocks of the result, or bands of K summed when not transposed;
+ * - op(A) too large: bands of its rows into row bands of the result, or
+ *   bands of K summed when transposed.
+ * Bias and activation are applied once at the end. Not recorded (the caller records).
+ */
+function largeProduct(
+  a: Tensor,
+  b: Tensor,
+  g: Geometry,
+  bias: Tensor | undefined,
+  act: MatmulAct,
+): Tensor {
+  const { M, N, K, transA, transB } = g;
+  const { maxStorageBufferBindingSize: max, minStorageBufferOffsetAlignment: al } = gpu().limits;
+  // Rows per band: fits a binding, and starts every band on the binding alignment.
+  const band = (rowElems: number) => {
+    const step = al / 4 / gcd(al / 4, rowElems);
+    const rows = Math.floor(max / 4 / rowElems / step) * step;
+    if (rows < 1) {
+      throw new RangeError(`matmul: a row of ${rowElems} values does not fit one binding`);
+    }
+    return rows;
+  };
+  const A2 = reshape(a, a.shape.slice(-2));
+  const B2 = reshape(b, b.shape.slice(-2));
+  const product = (x: Tensor, y: Tensor, o: { transA: boolean; transB: boolean }) =>
+    tooLarge(x, y) ? null : matmul(x, y, o);
+  let out: Tensor;
+  if (4 * M * N > max) {
+    out = Tensor.empty([M, N], "f32");
+    const rows = band(N);
+    for (let m0 = 0; m0 < M; m0 += rows) {
+      const m1 = Math.min(M, m0 + rows);
+      const ap = transA ? slice(A2, [0, m0], [K, m1]) : slice(A2, [m0, 0], [m1, K]);
+      const piece = product(ap, B2, { transA, transB });
+      if (!piece) {
+        throw new RangeError(`matmul: ${fmtShape(a.shape)} @ ${fmtShape(b.shape)} is too large`);
+      }
+      copyInto(piece, out, m0 * N);
+      piece.dispose();
+      ap.dispose();
+    }
+  } else if (tooLarge(b)) {
+    if (transB) {
+      const rows = band(K);
+      const parts: Tensor[] = [];
+      for (let n0 = 0; n0 < N; n0 += rows) {
+        const bp = rowBand(B2, n0, Math.min(N, n0 + rows));
+        parts.push(matmul(A2, bp, { transA, transB: true }));
+        bp.dispose();
+      }
+      out = concat(parts, 1);
+      for (const p of parts) p.dispose();
+    } else out = sumOverK(A2, B2, transA, false, band(N));
+  } else {
+    // op(A) too large.
+    if (!transA) {
+      out = Tensor.empty([M, N], "f32");
+      const rows = band(K);
+      for (let m0 = 0; m0 < M; m0 += rows) {
+        const ap = rowBand(A2, m0, Math.min(M, m0 + rows));
+        const piece = matmul(ap, B2, { transB });
+        copyInto(piece, out, m0 * N);
+        piece.dispose();
+        ap.dispose();
+      }
+    } else out = sumOverK(A2, B2, true, transB, band(M));
+  }
+  A2.dispose();
+  B2.dispose();
+  let r = out;
+  if (bias) {
+    r = add(out, bias);
+    out.dispose();
+  }
+  if (act !== "none") {
+    const y = act === "relu" ? relu(r) : gelu(r);
+    r.dispose();
+    r = y;
+  }
+  return r;
+}
+
+/** Σ over bands of K of op(A)[:, k] · op(B)[k, :], for a too-large operand stored K-major. */
+function sumOverK(A2: Tensor, B2: Tensor, transA: boolean, transB: boolean, rows: number): Tensor {
+  const K = transA ? A2.shape[0] : A2.shape[1];
+  let acc: Tensor | null = null;
+  for (let k0 = 0; k0 < K; k0 += rows) {
+    const k1 = Math.min(K, k0 + rows);
+    // The too-large operand is cut in row bands (plain copies); the other one in columns.
+    const ap = transA ? rowBand(A2, k0, k1) : slice(A2, [0, k0], [A2.shape[0], k1]);
+    const bp = transB ? slice(B2, [0, k0], [B2.shape[0], k1]) : rowBand(B2, k0, k1);
+    const piece = matmul(ap, bp, { transA, transB });
+    ap.dispose();
+    bp.dispose();
+    if (acc) {
+      const next = add(acc, piece);
+      acc.dispose();
+      piece.dispose();
+      acc = next;
+    } else acc = piece;
+  }
+  return acc!;
+}
+
+/** Rows `[r0, r1)` of a 2-D tensor, by a buffer copy (which, unlike a kernel, has no size limit). */
+function rowBand(x: Tensor, r0: number, r1: number): Tensor {
+  const cols = x.shape[1];
+  const t = Tensor.empty([r1 - r0, cols], x.dtype);
+  copyBuffer(x.storage, 4 * r0 * cols, t.storage, 0, 4 * (r1 - r0) * cols);
+  return t;
+}
+
+/** Copies `src` into `dst` starting at element `at` (a buffer copy: no binding limit). */
+function copyInto(src: Tensor, dst: Tensor, at: number): void {
+  copyBuffer(src.storage, 0, dst.storage, 4 * at, 4 * src.size);
+}
+
+function gcd(x: number, y: number): number {
+  while (y) [x, y] = [y, x % y];
+  return x;
 }
 
 function expandBatch(x: Tensor, batchShape: Shape): Tensor {

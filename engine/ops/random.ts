@@ -10,7 +10,7 @@
 
 import { checkShape, type Shape, Tensor } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
-import { run } from "../dispatch.ts";
+import { bindingChunks, rangeOf, run } from "../dispatch.ts";
 import { dropoutProgram, randomProgram } from "../../kernels/random.ts";
 import { mul } from "./elementwise.ts";
 
@@ -53,14 +53,17 @@ function take(n: number): number {
 function draw(kind: "uniform" | "normal", shape: Shape, a: number, b: number): Tensor {
   checkShape(shape, kind === "uniform" ? "rand" : "randn");
   const out = Tensor.empty(shape, "f32");
-  const n = out.size;
-  if (n > 0) {
+  const per = kind === "normal" ? 2 : 1;
+  const base = take(per * out.size);
+  for (const [start, n] of bindingChunks(out.size)) {
+    if (n === 0) continue;
     const u = new ArrayBuffer(24);
-    new Uint32Array(u, 0, 4).set([n, rng.seed, take(kind === "normal" ? 2 * n : n), 0]);
+    // Counters continue across pieces, so a split tensor gets the same values as a whole one.
+    new Uint32Array(u, 0, 4).set([n, rng.seed, (base + per * start) >>> 0, 0]);
     new Float32Array(u, 16, 2).set([a, b]);
     run(randomProgram(kind), {
       inputs: [],
-      outputs: [out.storage],
+      outputs: [rangeOf(out.storage, start, n)],
       uniforms: new Uint8Array(u),
       workgroups: Math.ceil(n / 64),
       bytes: 4 * n,
@@ -110,14 +113,14 @@ export function dropout(x: Tensor, p: number, training = true): Tensor {
 
 function dropoutRaw(x: Tensor, p: number, seed: number, offset: number): Tensor {
   const out = Tensor.empty(x.shape, "f32");
-  const n = x.size;
-  if (n > 0) {
+  for (const [start, n] of bindingChunks(x.size)) {
+    if (n === 0) continue;
     const u = new ArrayBuffer(24);
-    new Uint32Array(u, 0, 4).set([n, seed, offset, 0]);
+    new Uint32Array(u, 0, 4).set([n, seed, (offset + start) >>> 0, 0]);
     new Float32Array(u, 16, 2).set([p, 1 / (1 - p)]);
     run(dropoutProgram(), {
-      inputs: [x.storage],
-      outputs: [out.storage],
+      inputs: [rangeOf(x.storage, start, n)],
+      outputs: [rangeOf(out.storage, start, n)],
       uniforms: new Uint8Array(u),
       // One invocation per element (no grid-stride loop): elementwiseGroups() is capped for
       // grid-stride kernels and would leave elements past 2^26 unwritten.

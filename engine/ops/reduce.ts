@@ -5,10 +5,16 @@
  * @module
  */
 
-import { fmtShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
+import { type DType, fmtShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
-import { run } from "../dispatch.ts";
-import { type ReduceFn, reduceRowsProgram, reduceTreeProgram } from "../../kernels/reduce.ts";
+import { bindingChunks, type BufferRange, copyBuffer, rangeOf, run } from "../dispatch.ts";
+import type { Storage } from "../memory.ts";
+import {
+  REDUCE_WG,
+  type ReduceFn,
+  reduceRowsProgram,
+  reduceTreeProgram,
+} from "../../kernels/reduce.ts";
 import { MAX_RANK } from "../../kernels/elementwise.ts";
 import { cast, div, eq, mul, sub } from "./elementwise.ts";
 import { expand, reshape } from "./shape.ts";
@@ -74,41 +80,61 @@ function reduceRaw(fn: ReduceFn, x: Tensor, axes: number[], keepdim: boolean): T
   if (nRed === 0 && fn !== "sum" && nOut > 0) {
     throw new RangeError(`${fn}: cannot reduce over an empty axis of ${fmtShape(x.shape)}`);
   }
-  // A long reduction into few outputs would run on a few workgroups, i.e. a few
-  // CPU threads on llvmpipe (sum of 1M values: 101 ms, vs 19 ms for an add over
-  // them): split it into P partial results first, then reduce those (52 ms).
-  const P = fn !== "argmax" && nOut < 64 && red.length === 1 ? splitFactor(red[0][0]) : 0;
-  if (P > 0) {
-    const [d, st] = red[0];
-    const partial = Tensor.empty([nOut, P], x.dtype);
-    launch(fn, x, partial, [...kept, [P, (d / P) * st]], [[d / P, st]]);
-    const out = Tensor.empty(shape, x.dtype);
-    launch(fn, partial, out, nOut > 1 ? [[nOut, P]] : [], [[P, 1]]);
+  const outDtype = fn === "argmax" ? "i32" : x.dtype;
+  const pieces = bindingChunks(x.size);
+  if (pieces.length > 1) {
+    // Above one binding's limit: reduce each piece to one value, then those.
+    if (nOut !== 1 || fn === "argmax") {
+      throw new RangeError(
+        `${fn}: ${fmtShape(x.shape)} is above this adapter's maxStorageBufferBindingSize; ` +
+          "only sum/max/min over all elements are done in pieces",
+      );
+    }
+    const partial = Tensor.empty([pieces.length], x.dtype);
+    pieces.forEach(([start, count], i) => {
+      const r = reduceBinding(fn, rangeOf(x.storage, start, count), x.dtype, [], [[count, 1]], [1]);
+      copyBuffer(r.storage, 0, partial.storage, 4 * i, 4);
+      r.dispose();
+    });
+    const out = reduceBinding(fn, partial.storage, x.dtype, [], [[pieces.length, 1]], shape);
     partial.dispose();
     return out;
   }
-  const out = Tensor.empty(shape, fn === "argmax" ? "i32" : x.dtype);
-  if (nOut > 0) launch(fn, x, out, kept, red);
-  return out;
+  if (nOut === 0) return Tensor.empty(shape, outDtype);
+  return reduceBinding(fn, x.storage, x.dtype, kept, red, shape);
 }
 
-/** A divisor of `d` between 16 and 256 (the number of partial results), or 0. */
-function splitFactor(d: number): number {
-  if (d < 8192) return 0;
-  for (let p = 256; p >= 16; p--) if (d % p === 0) return p;
-  return 0;
-}
+/**
+ * Most iterations one invocation makes over a reduction. Besides speed (few
+ * outputs over long reductions would otherwise run on a few workgroups, i.e. a
+ * few CPU threads on llvmpipe), this is a correctness bound: measured here, a
+ * single workgroup summing 4,000,037 ones (62,500 iterations per invocation)
+ * returned 43,690 while 1,000,003 came out exact.
+ */
+const MAX_LOOP = 1024;
 
-function launch(
+/** Reduces one binding into a new tensor of `shape`, in two passes when the reduction is long. */
+function reduceBinding(
   fn: ReduceFn,
-  x: Tensor,
-  out: Tensor,
+  input: Storage | BufferRange,
+  dtype: DType,
   kept: [number, number][],
   red: [number, number][],
-): void {
+  shape: number[],
+): Tensor {
   const nOut = kept.reduce((p, [d]) => p * d, 1);
   const nRed = red.reduce((p, [d]) => p * d, 1);
-  const u = new Uint32Array(4 + 4 * MAX_RANK);
+  const tree = nRed >= 1024;
+  const parts = tree && fn !== "argmax"
+    ? Math.min(1024, Math.ceil(nRed / (REDUCE_WG * MAX_LOOP)))
+    : 1;
+  if (fn === "argmax" && nRed > REDUCE_WG * MAX_LOOP) {
+    throw new RangeError(
+      `argmax: reductions longer than ${REDUCE_WG * MAX_LOOP} are not supported`,
+    );
+  }
+  const out = Tensor.empty(parts > 1 ? [nOut * parts] : shape, fn === "argmax" ? "i32" : dtype);
+  const u = new Uint32Array(4 + 4 * MAX_RANK + 4);
   u[0] = nOut;
   u[1] = nRed;
   u[2] = kept.length;
@@ -121,15 +147,26 @@ function launch(
     u[4 + 2 * MAX_RANK + i] = d;
     u[4 + 3 * MAX_RANK + i] = st;
   });
-  const tree = nRed >= 1024 && nOut < 4096;
-  run(tree ? reduceTreeProgram(fn, x.dtype) : reduceRowsProgram(fn, x.dtype), {
-    inputs: [x.storage],
+  u[4 + 4 * MAX_RANK] = parts;
+  run(tree ? reduceTreeProgram(fn, dtype) : reduceRowsProgram(fn, dtype), {
+    inputs: [input],
     outputs: [out.storage],
     uniforms: u,
-    workgroups: tree ? nOut : Math.ceil(nOut / 64),
+    workgroups: tree ? nOut * parts : Math.ceil(nOut / 64),
     bytes: 4 * (nOut * nRed + nOut),
     flops: nOut * nRed,
   });
+  if (parts === 1) return out;
+  const r = reduceBinding(
+    fn,
+    out.storage,
+    dtype,
+    nOut > 1 ? [[nOut, parts]] : [],
+    [[parts, 1]],
+    shape,
+  );
+  out.dispose();
+  return r;
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 
 import type { Tensor } from "../tensor.ts";
-import { run } from "../dispatch.ts";
+import { bindingChunks, rangeOf, run } from "../dispatch.ts";
 import { elementwiseGroups } from "../../kernels/elementwise.ts";
 import { adamwProgram, adamwUniforms } from "../../kernels/optimizer.ts";
 import {
@@ -90,25 +90,28 @@ export class AdamW extends Optimizer<AdamWOptions> {
     group: ParamGroup<AdamWOptions>,
     state: ParamState,
   ): void {
-    const n = param.size;
     const m = this.buffer(param, state, "exp_avg").tensor;
     const v = this.buffer(param, state, "exp_avg_sq").tensor;
-    run(adamwProgram(), {
-      inputs: [grad.storage],
-      outputs: [param.storage, m.storage, v.storage],
-      uniforms: adamwUniforms({
-        n,
-        step: state.step,
-        lr: group.lr,
-        beta1: group.betas[0],
-        beta2: group.betas[1],
-        eps: group.eps,
-        weightDecay: group.weightDecay,
-      }),
-      workgroups: elementwiseGroups(n),
-      flops: 14 * n,
-      bytes: 28 * n,
-    });
+    // Parameters above one binding's limit update piecewise.
+    for (const [start, n] of bindingChunks(param.size)) {
+      const r = (t: Tensor) => rangeOf(t.storage, start, n);
+      run(adamwProgram(), {
+        inputs: [r(grad)],
+        outputs: [r(param), r(m), r(v)],
+        uniforms: adamwUniforms({
+          n,
+          step: state.step,
+          lr: group.lr,
+          beta1: group.betas[0],
+          beta2: group.betas[1],
+          eps: group.eps,
+          weightDecay: group.weightDecay,
+        }),
+        workgroups: elementwiseGroups(n),
+        flops: 14 * n,
+        bytes: 28 * n,
+      });
+    }
   }
 
   protected override requiredBuffers(): string[] {

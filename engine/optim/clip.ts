@@ -7,7 +7,7 @@
 import { scope, type Tensor } from "../tensor.ts";
 import type { Storage } from "../memory.ts";
 import { noGrad } from "../autograd.ts";
-import { run } from "../dispatch.ts";
+import { bindingChunks, rangeOf, run } from "../dispatch.ts";
 import { add, mul, sqrt, zeros } from "../ops/elementwise.ts";
 import { sum } from "../ops/reduce.ts";
 import { elementwiseGroups } from "../../kernels/elementwise.ts";
@@ -62,17 +62,19 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): Tensor 
     const s = g.storage;
     if (done.has(s) || g.size === 0) continue;
     done.add(s);
-    const u = new ArrayBuffer(8);
-    new Uint32Array(u)[0] = g.size;
-    new Float32Array(u)[1] = maxNorm;
-    run(clipScaleProgram(), {
-      inputs: [norm.storage],
-      outputs: [s],
-      uniforms: new Uint8Array(u),
-      workgroups: elementwiseGroups(g.size),
-      flops: g.size,
-      bytes: 8 * g.size,
-    });
+    for (const [start, n] of bindingChunks(g.size)) {
+      const u = new ArrayBuffer(8);
+      new Uint32Array(u)[0] = n;
+      new Float32Array(u)[1] = maxNorm;
+      run(clipScaleProgram(), {
+        inputs: [norm.storage],
+        outputs: [rangeOf(s, start, n)],
+        uniforms: new Uint8Array(u),
+        workgroups: elementwiseGroups(n),
+        flops: n,
+        bytes: 8 * n,
+      });
+    }
   }
   return norm;
 }

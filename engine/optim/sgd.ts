@@ -6,7 +6,7 @@
  */
 
 import type { Tensor } from "../tensor.ts";
-import { run } from "../dispatch.ts";
+import { bindingChunks, rangeOf, run } from "../dispatch.ts";
 import { elementwiseGroups } from "../../kernels/elementwise.ts";
 import { sgdProgram, sgdUniforms } from "../../kernels/optimizer.ts";
 import {
@@ -90,25 +90,28 @@ export class SGD extends Optimizer<SGDOptions> {
     group: ParamGroup<SGDOptions>,
     state: ParamState,
   ): void {
-    const n = param.size;
     const withMomentum = group.momentum !== 0;
     const buf = withMomentum ? this.buffer(param, state, "momentum_buffer") : null;
-    run(sgdProgram(withMomentum), {
-      inputs: [grad.storage],
-      outputs: buf ? [param.storage, buf.tensor.storage] : [param.storage],
-      uniforms: sgdUniforms({
-        n,
-        first: buf?.fresh ?? false,
-        nesterov: group.nesterov,
-        lr: group.lr,
-        momentum: group.momentum,
-        dampening: group.dampening,
-        weightDecay: group.weightDecay,
-      }),
-      workgroups: elementwiseGroups(n),
-      flops: (withMomentum ? 7 : 3) * n,
-      bytes: (withMomentum ? 20 : 12) * n,
-    });
+    // Parameters above one binding's limit (VGG's 411 MB classifier weight) update piecewise.
+    for (const [start, n] of bindingChunks(param.size)) {
+      const r = (t: Tensor) => rangeOf(t.storage, start, n);
+      run(sgdProgram(withMomentum), {
+        inputs: [r(grad)],
+        outputs: buf ? [r(param), r(buf.tensor)] : [r(param)],
+        uniforms: sgdUniforms({
+          n,
+          first: buf?.fresh ?? false,
+          nesterov: group.nesterov,
+          lr: group.lr,
+          momentum: group.momentum,
+          dampening: group.dampening,
+          weightDecay: group.weightDecay,
+        }),
+        workgroups: elementwiseGroups(n),
+        flops: (withMomentum ? 7 : 3) * n,
+        bytes: (withMomentum ? 20 : 12) * n,
+      });
+    }
   }
 
   protected override requiredBuffers(group: ParamGroup<SGDOptions>): string[] {

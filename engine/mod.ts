@@ -63,6 +63,7 @@ export {
 } from "./ops/elementwise.ts";
 export { argmax, max, mean, min, sum, variance } from "./ops/reduce.ts";
 export { matmul, type MatmulOptions } from "./ops/matmul.ts";
+export { conv2d, type Conv2dOptions } from "./ops/conv.ts";
 export { crossEntropy, type CrossEntropyOptions, logSoftmax, softmax } from "./ops/softmax.ts";
 export {
   concat,

@@ -28,6 +28,7 @@ export {
   StateDictError,
 } from "./module.ts";
 export { Linear, type LinearOptions } from "./linear.ts";
+export { Conv2d, type Conv2dLayerOptions } from "./conv.ts";
 export {
   GELU,
   type GELUOptions,

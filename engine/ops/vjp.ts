@@ -13,6 +13,7 @@ import { crossEntropyVjp, softmaxVjp } from "./softmax.ts";
 import { concatVjp, expandVjp, padVjp, permuteVjp, reshapeVjp, sliceVjp } from "./shape.ts";
 import { indexSelectVjp, scatterAddVjp } from "./index.ts";
 import { dropoutVjp } from "./random.ts";
+import { conv2dVjp } from "./conv.ts";
 
 let table: VjpTable | null = null;
 
@@ -41,5 +42,6 @@ export function vjpRules(): VjpTable {
     indexSelect: indexSelectVjp,
     scatterAdd: scatterAddVjp,
     dropout: dropoutVjp,
+    conv2d: conv2dVjp,
   };
 }

@@ -1,0 +1,704 @@
+/**
+ * 2-D convolution (NCHW, PyTorch's `conv2d`): stride, padding, dilation,
+ * groups (depthwise included) and an optional bias, with its backward rule.
+ * The kernels and the measurements behind their design are in
+ * kernels/conv.ts.
+ *
+ * @module
+ */
+
+import { fmtShape, type Shape, Tensor } from "../tensor.ts";
+import { noGrad, type OpAttrs, record, type VjpRule } from "../autograd.ts";
+import { currentBatch, run } from "../dispatch.ts";
+import { gpu } from "../device.ts";
+import { registerScratch, type Storage } from "../memory.ts";
+import {
+  convDepthwiseProgram,
+  convDepthwiseWgradProgram,
+  convGemmProgram,
+  convPackImageProgram,
+  convPackWeightProgram,
+  type ConvPass,
+  convWgradProgram,
+  DW_TP,
+  GEMM_NT,
+  GEMM_TP,
+  GEMM_WGX,
+  GEMM_WGY,
+  PACK_WG,
+  WG_CT,
+  WG_OT,
+} from "../../kernels/conv.ts";
+import { add, zeros } from "./elementwise.ts";
+import { sum } from "./reduce.ts";
+import { reshape } from "./shape.ts";
+
+/** Options of {@link conv2d}, as in PyTorch's `F.conv2d`. */
+export interface Conv2dOptions {
+  /** Added to every output channel: `[out]`. */
+  bias?: Tensor;
+  /** Step of the kernel, one value or `[sy, sx]` (default 1). */
+  stride?: number | [number, number];
+  /**
+   * Zeros added on both sides, one value or `[py, px]` (default 0); `"valid"`
+   * is 0 and `"same"` (stride 1 only) pads so that the output has the input's
+   * size, putting the odd pixel at the bottom/right as PyTorch does.
+   */
+  padding?: number | [number, number] | "same" | "valid";
+  /** Spacing between kernel taps, one value or `[dy, dx]` (default 1). */
+  dilation?: number | [number, number];
+  /** Channel groups: input and output channels must both divide by it (default 1). */
+  groups?: number;
+}
+
+type Conv2dAttrs = OpAttrs["conv2d"];
+
+/**
+ * 2-D convolution of `x [N, C, H, W]` with `weight [O, C/groups, kh, kw]`
+ * (cross-correlation, as in PyTorch), giving `[N, O, OH, OW]` with
+ * `OH = ⌊(H + padTop + padBottom − dy·(kh−1) − 1)/sy⌋ + 1` (likewise OW).
+ * `groups = C = O` is a depthwise convolution.
+ *
+ * @example
+ * ```ts
+ * import { conv2d, randn } from "../../mod.ts";
+ * const y = conv2d(randn([2, 3, 8, 8]), randn([16, 3, 3, 3]), { padding: 1, stride: 2 });
+ * console.log(y.shape); // [2, 16, 4, 4]
+ * ```
+ */
+export function conv2d(x: Tensor, weight: Tensor, opts: Conv2dOptions = {}): Tensor {
+  const attrs = conv2dAttrs(x, weight, opts);
+  const { bias } = opts;
+  const [N, , H, W] = x.shape;
+  const [O, Cg, kh, kw] = weight.shape;
+  const G = attrs.groups;
+  const [pt, pb, pl, pr] = attrs.padding;
+  const [sy, sx] = attrs.stride;
+  const [dy, dx] = attrs.dilation;
+  const OH = Math.floor((H + pt + pb - dy * (kh - 1) - 1) / sy) + 1;
+  const OW = Math.floor((W + pl + pr - dx * (kw - 1) - 1) / sx) + 1;
+  let out: Tensor;
+  if (N * O === 0 || Cg === 0) {
+    // No input channel (or nothing to compute): the output is the bias, or zeros.
+    out = noGrad(() => {
+      const z = zeros([N, O, OH, OW]);
+      if (!bias || z.size === 0) return z;
+      const y = add(z, reshape(bias, [O, 1, 1]));
+      z.dispose();
+      return y;
+    });
+  } else {
+    out = Tensor.empty([N, O, OH, OW], "f32");
+    convPass(
+      {
+        N,
+        G,
+        Ig: Cg,
+        Jg: O / G,
+        H,
+        W,
+        OH,
+        OW,
+        kh,
+        kw,
+        sy,
+        sx,
+        dy,
+        dx,
+        loY: pt,
+        loX: pl,
+        upsY: 1,
+        upsX: 1,
+        swap: false,
+        flip: false,
+        Og: O / G,
+        Cg,
+      },
+      x.storage,
+      weight.storage,
+      bias?.storage ?? null,
+      out.storage,
+    );
+  }
+  record(
+    "conv2d",
+    attrs,
+    bias ? [x, weight, bias] : [x, weight],
+    out,
+    (needs) => [...(needs[1] ? [x] : []), ...(needs[0] ? [weight] : [])],
+  );
+  return out;
+}
+
+/** Validates the operands and options; returns the attributes the tape records. */
+function conv2dAttrs(x: Tensor, w: Tensor, opts: Conv2dOptions): Conv2dAttrs {
+  const desc = () => `conv2d: input ${fmtShape(x.shape)}, weight ${fmtShape(w.shape)}`;
+  if (x.dtype !== "f32" || w.dtype !== "f32") {
+    throw new TypeError(`${desc()}: expected f32 operands, got ${x.dtype} and ${w.dtype}`);
+  }
+  if (x.ndim !== 4) throw new RangeError(`${desc()}: the input must be 4-D [N, C, H, W]`);
+  if (w.ndim !== 4) {
+    throw new RangeError(`${desc()}: the weight must be 4-D [out, in/groups, kh, kw]`);
+  }
+  const pair = (name: string, v: number | [number, number] | undefined, d: number, min: number) => {
+    const p = v === undefined ? [d, d] : typeof v === "number" ? [v, v] : v;
+    if (
+      !Array.isArray(p) || p.length !== 2 || !p.every((e) => Number.isInteger(e) && e >= min)
+    ) {
+      throw new RangeError(
+        `${desc()}: ${name} must be an integer ≥ ${min} or a pair of them, got ${
+          JSON.stringify(v)
+        }`,
+      );
+    }
+    return p as [number, number];
+  };
+  const groups = opts.groups ?? 1;
+  if (!Number.isInteger(groups) || groups < 1) {
+    throw new RangeError(`${desc()}: groups must be an integer ≥ 1, got ${groups}`);
+  }
+  const stride = pair("stride", opts.stride, 1, 1);
+  const dilation = pair("dilation", opts.dilation, 1, 1);
+  const [, C, H, W] = x.shape;
+  const [O, Cg, kh, kw] = w.shape;
+  if (C % groups !== 0 || O % groups !== 0) {
+    throw new RangeError(
+      `${desc()}: groups=${groups} must divide the input channels (${C}) and the output channels (${O})`,
+    );
+  }
+  if (Cg * groups !== C) {
+    throw new RangeError(
+      `${desc()}: the input has ${C} channels but the weight expects ${Cg * groups} ` +
+        `(${Cg} per group × groups=${groups})`,
+    );
+  }
+  if (kh < 1 || kw < 1) throw new RangeError(`${desc()}: empty kernel ${kh}×${kw}`);
+  let padding: [number, number, number, number];
+  if (opts.padding === "same") {
+    if (stride[0] !== 1 || stride[1] !== 1) {
+      throw new RangeError(`${desc()}: padding="same" is not supported for strided convolutions`);
+    }
+    const ty = dilation[0] * (kh - 1);
+    const tx = dilation[1] * (kw - 1);
+    padding = [ty >> 1, ty - (ty >> 1), tx >> 1, tx - (tx >> 1)];
+  } else {
+    const [py, px] = pair("padding", opts.padding === "valid" ? 0 : opts.padding, 0, 0);
+    padding = [py, py, px, px];
+  }
+  const ey = dilation[0] * (kh - 1) + 1;
+  const ex = dilation[1] * (kw - 1) + 1;
+  const hp = H + padding[0] + padding[1];
+  const wp = W + padding[2] + padding[3];
+  if (ey > hp || ex > wp) {
+    throw new RangeError(
+      `${desc()}: the kernel ${kh}×${kw} (dilation ${dilation.join("×")}, spanning ${ey}×${ex}) ` +
+        `is larger than the padded input ${hp}×${wp}`,
+    );
+  }
+  const bias = opts.bias;
+  if (bias && (bias.dtype !== "f32" || bias.ndim !== 1 || bias.shape[0] !== O)) {
+    throw new RangeError(
+      `${desc()}: bias must be f32 [${O}], got ${bias.dtype} ${fmtShape(bias.shape)}`,
+    );
+  }
+  return { stride, padding, dilation, groups, bias: !!bias };
+}
+
+/**
+ * One convolution pass over a source image batch: the forward (source x), or
+ * the data gradient (source = output gradient, zero-inserted by `ups`, weights
+ * swapped and flipped). The weight is always the conv's `[G·Og, Cg, kh, kw]`.
+ */
+interface Pass {
+  N: number;
+  G: number;
+  /** Input channels per group of this pass. */
+  Ig: number;
+  /** Output channels per group of this pass. */
+  Jg: number;
+  /** Source spatial size. */
+  H: number;
+  W: number;
+  /** Output spatial size. */
+  OH: number;
+  OW: number;
+  kh: number;
+  kw: number;
+  sy: number;
+  sx: number;
+  dy: number;
+  dx: number;
+  /** Where source pixel 0 lands in the padded image (negative: cropped). */
+  loY: number;
+  loX: number;
+  /** Zero insertion: source pixel i lands at `lo + i·ups`. */
+  upsY: number;
+  upsX: number;
+  swap: boolean;
+  flip: boolean;
+  /** The weight's output channels per group and input channels per group. */
+  Og: number;
+  Cg: number;
+}
+
+/** Bytes of one image chunk's texture: bounds the packed copy whatever the batch. */
+let chunkBytes = 32 << 20;
+
+/**
+ * Sets the texture budget of one chunk of images (default 32 MiB) and returns
+ * the previous one. For tests of the chunked paths; a chunk holds at least one
+ * image whatever the budget.
+ */
+export function setConvChunkBytes(bytes: number): number {
+  const prev = chunkBytes;
+  chunkBytes = bytes;
+  return prev;
+}
+
+/** The texture layout of an image of `CT4` channel texels in `Wt × Ht` tiles. */
+interface ImageLayout {
+  Wt: number;
+  Ht: number;
+  CT4: number;
+  cx: number;
+  texW: number;
+  texH: number;
+}
+
+function imageLayout(Wt: number, Ht: number, CT4: number): ImageLayout {
+  const dim = gpu().limits.maxTextureDimension2D;
+  const cx = Math.max(1, Math.min(CT4, Math.floor(dim / Wt)));
+  const cy = Math.ceil(CT4 / cx);
+  if (Wt > dim || Ht * cy > dim) {
+    throw new RangeError(
+      `conv2d: a ${Ht}×${Wt} image of ${4 * CT4} channels does not fit this adapter's ` +
+        `${dim}×${dim} texture limit`,
+    );
+  }
+  return { Wt, Ht, CT4, cx, texW: Wt * cx, texH: Ht * cy };
+}
+
+/** Images per chunk: within the texture budget, the layer limit and the grid limit. */
+function chunkImages(N: number, layouts: ImageLayout[], pixels: number): number {
+  const { maxTextureArrayLayers, maxComputeWorkgroupsPerDimension } = gpu().limits;
+  const per = Math.max(...layouts.map((l) => 16 * l.texW * l.texH));
+  const grid = Math.floor(maxComputeWorkgroupsPerDimension * GEMM_WGX * GEMM_TP / pixels);
+  return Math.max(1, Math.min(N, maxTextureArrayLayers, Math.floor(chunkBytes / per), grid));
+}
+
+/** Records the packing of images `n0 .. n0+nb` of `src [N, G·Cg, H, W]` into `dst`. */
+function packImage(
+  src: Storage,
+  dst: GPUTextureView,
+  l: ImageLayout,
+  n0: number,
+  nb: number,
+  p: {
+    G: number;
+    Cg: number;
+    H: number;
+    W: number;
+    loY: number;
+    loX: number;
+    ups: number[];
+    pass: ConvPass;
+  },
+): void {
+  const C = p.G * p.Cg;
+  const u = new Uint32Array(16);
+  u.set([C, p.H, p.W, p.Cg, Math.ceil(p.Cg / 4), l.CT4, l.Wt, l.Ht, l.cx]);
+  new Int32Array(u.buffer).set([p.loY, p.loX], 9);
+  u.set([p.ups[0], p.ups[1], n0 * C * p.H * p.W, l.texW, l.texH], 11);
+  run(convPackImageProgram(p.pass), {
+    inputs: [src],
+    outputs: [dst],
+    uniforms: u,
+    workgroups: [Math.ceil(l.texW / PACK_WG), Math.ceil(l.texH / PACK_WG), nb],
+    bytes: 4 * nb * C * p.H * p.W + 16 * nb * l.texW * l.texH,
+  });
+}
+
+/** Records the packing of the weight for a pass (see convPackWeightProgram). */
+function packWeight(w: Storage, p: Pass, depthwise: boolean): Scratch {
+  const taps = p.kh * p.kw;
+  // Depthwise: one group of G channels, 4 channels per texel along the columns.
+  const G = depthwise ? 1 : p.G;
+  const Ig = depthwise ? 1 : p.Ig;
+  const Jg = depthwise ? p.G : p.Jg;
+  const Jg4 = Math.ceil(Jg / 4);
+  const rows = 4 * Math.ceil(Ig / 4);
+  const cols = G * Jg4;
+  const dim = gpu().limits.maxTextureDimension2D;
+  if (cols > dim || rows > dim) {
+    throw new RangeError(
+      `conv2d: a weight of ${G * Jg} × ${Ig} channels exceeds the texture limit`,
+    );
+  }
+  const t = scratchTexture("w", cols, rows, taps);
+  run(convPackWeightProgram(), {
+    inputs: [w],
+    outputs: [t.view],
+    uniforms: new Uint32Array([
+      Ig,
+      Jg,
+      Jg4,
+      rows,
+      taps,
+      +(p.swap && !depthwise),
+      +p.flip,
+      depthwise ? 1 : p.Og,
+      depthwise ? 1 : p.Cg,
+      cols,
+      0,
+      0,
+    ]),
+    workgroups: [Math.ceil(cols / PACK_WG), Math.ceil(rows / PACK_WG), taps],
+    bytes: 4 * G * Ig * Jg * taps + 16 * cols * rows * taps,
+  });
+  return t;
+}
+
+let dummy: { device: GPUDevice; buffer: GPUBuffer } | null = null;
+
+/** A 16-byte buffer bound in place of an absent bias. */
+function noBias(): GPUBuffer {
+  const { device } = gpu();
+  if (dummy?.device !== device) {
+    dummy = {
+      device,
+      buffer: device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: "no bias" }),
+    };
+  }
+  return dummy.buffer;
+}
+
+/** Records a convolution pass into `out [N, G·Jg, OH, OW]`. */
+function convPass(
+  p: Pass,
+  src: Storage,
+  w: Storage,
+  bias: Storage | null,
+  out: Storage,
+): void {
+  const depthwise = p.Ig === 1 && p.Jg === 1;
+  const pass: ConvPass = p.swap ? "bwd_data" : "fwd";
+  const taps = p.kh * p.kw;
+  const OHW = p.OH * p.OW;
+  const O = p.G * p.Jg;
+  // The padded image as far as the kernel reads it.
+  const Ht = (p.OH - 1) * p.sy + (p.kh - 1) * p.dy + 1;
+  const Wt = (p.OW - 1) * p.sx + (p.kw - 1) * p.dx + 1;
+  const Cg4 = Math.ceil(p.Ig / 4);
+  const layout = depthwise
+    ? imageLayout(Wt, Ht, Math.ceil(p.G / 4))
+    : imageLayout(Wt, Ht, p.G * Cg4);
+  const nbMax = chunkImages(p.N, [layout], OHW);
+  const wt = packWeight(w, p, depthwise);
+  const xt = scratchTexture("x", layout.texW, layout.texH, nbMax);
+  const packParams = {
+    G: depthwise ? 1 : p.G,
+    Cg: depthwise ? p.G : p.Ig,
+    H: p.H,
+    W: p.W,
+    loY: p.loY,
+    loX: p.loX,
+    ups: [p.upsY, p.upsX],
+    pass,
+  };
+  for (let n0 = 0; n0 < p.N; n0 += nbMax) {
+    const nb = Math.min(nbMax, p.N - n0);
+    packImage(src, xt.view, layout, n0, nb, packParams);
+    const P = nb * OHW;
+    const Og = depthwise ? O : p.Jg;
+    const u = new Uint32Array([
+      P,
+      OHW,
+      p.OW,
+      p.sy,
+      p.sx,
+      p.dy,
+      p.dx,
+      p.kw,
+      taps,
+      depthwise ? 1 : Cg4,
+      Og,
+      Math.ceil(Og / 4),
+      O,
+      Wt,
+      Ht,
+      layout.cx,
+      n0 * O * OHW,
+      O * OHW,
+      +!!bias,
+      0,
+    ]);
+    const flops = 2 * P * O * p.Ig * taps;
+    const bytes = 16 * nb * layout.texW * layout.texH + 4 * P * O;
+    if (depthwise) {
+      run(convDepthwiseProgram(pass), {
+        inputs: [xt.view, wt.view, bias ?? noBias()],
+        outputs: [out],
+        uniforms: u,
+        workgroups: [Math.ceil(P / (GEMM_WGX * DW_TP)), Math.ceil(O / 4), 1],
+        flops,
+        bytes,
+      });
+    } else {
+      run(convGemmProgram(pass), {
+        inputs: [xt.view, wt.view, bias ?? noBias()],
+        outputs: [out],
+        uniforms: u,
+        workgroups: [
+          Math.ceil(P / (GEMM_WGX * GEMM_TP)),
+          Math.ceil(Math.ceil(p.Jg / 4) / (GEMM_NT * GEMM_WGY)),
+          p.G,
+        ],
+        flops,
+        bytes,
+      });
+    }
+  }
+}
+
+/** Workgroups below which the weight gradient splits the pixels further (2 cores × slack). */
+const WGRAD_MIN_GROUPS = 32;
+/** Pixels each split of the weight gradient gets at least. */
+const WGRAD_MIN_PIXELS = 256;
+
+/** `d loss / d input` of a recorded conv2d (a transposed convolution of the gradient). */
+export function conv2dBackwardData(g: Tensor, w: Tensor, xShape: Shape, a: Conv2dAttrs): Tensor {
+  const [N, , H, W] = xShape;
+  const [O, Cg, kh, kw] = w.shape;
+  const G = a.groups;
+  const [OH, OW] = g.shape.slice(2);
+  const out = Tensor.empty(xShape, "f32");
+  if (out.size === 0) return out;
+  if (O === 0) return noGrad(() => zeros(xShape));
+  convPass(
+    {
+      N,
+      G,
+      Ig: O / G,
+      Jg: Cg,
+      H: OH,
+      W: OW,
+      OH: H,
+      OW: W,
+      kh,
+      kw,
+      sy: 1,
+      sx: 1,
+      dy: a.dilation[0],
+      dx: a.dilation[1],
+      loY: (kh - 1) * a.dilation[0] - a.padding[0],
+      loX: (kw - 1) * a.dilation[1] - a.padding[2],
+      upsY: a.stride[0],
+      upsX: a.stride[1],
+      swap: true,
+      flip: true,
+      Og: O / G,
+      Cg,
+    },
+    g.storage,
+    w.storage,
+    null,
+    out.storage,
+  );
+  return out;
+}
+
+/** `d loss / d weight` of a recorded conv2d. */
+export function conv2dBackwardWeight(
+  x: Tensor,
+  g: Tensor,
+  wShape: Shape,
+  a: Conv2dAttrs,
+): Tensor {
+  const [N, , H, W] = x.shape;
+  const [O, Cg, kh, kw] = wShape;
+  const G = a.groups;
+  const Og = O / G;
+  const [OH, OW] = g.shape.slice(2);
+  const [sy, sx] = a.stride;
+  const [dy, dx] = a.dilation;
+  const taps = kh * kw;
+  const dWsize = O * Cg * taps;
+  if (dWsize === 0) return Tensor.empty(wShape, "f32");
+  if (N * OH * OW === 0) return noGrad(() => zeros(wShape));
+  const depthwise = Cg === 1 && Og === 1;
+  const OHW = OH * OW;
+  const Ht = (OH - 1) * sy + (kh - 1) * dy + 1;
+  const Wt = (OW - 1) * sx + (kw - 1) * dx + 1;
+  const Cg4 = Math.ceil(Cg / 4);
+  const Og4 = Math.ceil(Og / 4);
+  const xl = depthwise ? imageLayout(Wt, Ht, Math.ceil(G / 4)) : imageLayout(Wt, Ht, G * Cg4);
+  const gl = depthwise ? imageLayout(OW, OH, Math.ceil(G / 4)) : imageLayout(OW, OH, G * Og4);
+  const nbMax = chunkImages(N, [xl, gl], OHW);
+  const xt = scratchTexture("x", xl.texW, xl.texH, nbMax);
+  const gt = scratchTexture("g", gl.texW, gl.texH, nbMax);
+  const tilesO = Math.ceil(Og4 / WG_OT);
+  const tiles = depthwise ? Math.ceil(G / 4) : Math.ceil(Cg4 / WG_CT) * tilesO * taps * G;
+  const splitsOf = (P: number) =>
+    Math.max(1, Math.min(Math.ceil(WGRAD_MIN_GROUPS / tiles), Math.ceil(P / WGRAD_MIN_PIXELS)));
+  const chunks: { n0: number; nb: number; S: number; slot: number }[] = [];
+  let slots = 0;
+  for (let n0 = 0; n0 < N; n0 += nbMax) {
+    const nb = Math.min(nbMax, N - n0);
+    const S = splitsOf(nb * OHW);
+    chunks.push({ n0, nb, S, slot: slots });
+    slots += S;
+  }
+  const partial = Tensor.empty(slots === 1 ? wShape : [slots, dWsize], "f32");
+  const pass: ConvPass = "bwd_weight";
+  const xp = { G: depthwise ? 1 : G, Cg: depthwise ? G : Cg, H, W, ups: [1, 1], pass };
+  const gp = { G: depthwise ? 1 : G, Cg: depthwise ? G : Og, H: OH, W: OW, ups: [1, 1], pass };
+  for (const { n0, nb, S, slot } of chunks) {
+    packImage(x.storage, xt.view, xl, n0, nb, { ...xp, loY: a.padding[0], loX: a.padding[2] });
+    packImage(g.storage, gt.view, gl, n0, nb, { ...gp, loY: 0, loX: 0 });
+    const P = nb * OHW;
+    const pps = Math.ceil(P / S);
+    const u = new Uint32Array([
+      P,
+      OHW,
+      OW,
+      OH,
+      sy,
+      sx,
+      dy,
+      dx,
+      kw,
+      taps,
+      depthwise ? G : Cg,
+      Cg4,
+      Og,
+      Og4,
+      Wt,
+      Ht,
+      xl.cx,
+      OW,
+      OH,
+      gl.cx,
+      tilesO,
+      S,
+      pps,
+      slot * dWsize,
+      dWsize,
+      0,
+      0,
+      0,
+    ]);
+    const common = {
+      inputs: [xt.view, gt.view],
+      outputs: [partial.storage],
+      uniforms: u,
+      flops: 2 * P * O * Cg * taps,
+      bytes: 16 * nb * (xl.texW * xl.texH + gl.texW * gl.texH) + 4 * S * dWsize,
+    };
+    if (depthwise) {
+      run(convDepthwiseWgradProgram(kh, kw), {
+        ...common,
+        workgroups: [Math.ceil(G / 4), S, 1],
+      });
+    } else {
+      run(convWgradProgram(), {
+        ...common,
+        workgroups: [Math.ceil(Cg4 / WG_CT) * tilesO, taps, G * S],
+      });
+    }
+  }
+  if (slots === 1) return partial;
+  const total = sum(partial, 0);
+  partial.dispose();
+  const dw = reshape(total, wShape);
+  total.dispose();
+  return dw;
+}
+
+/** Backward of conv2d: data, weight and bias gradients, each only when needed. */
+export const conv2dVjp: VjpRule<"conv2d"> = (node, g) => {
+  const [nx, nw, nb] = node.needs;
+  const a = node.attrs;
+  let i = 0;
+  const x = nw ? node.saved[i++] : null;
+  const w = nx ? node.saved[i++] : null;
+  const gx = nx ? conv2dBackwardData(g, w!, node.inputShapes[0], a) : null;
+  const gw = nw ? conv2dBackwardWeight(x!, g, node.inputShapes[1], a) : null;
+  const gb = a.bias && nb ? sum(g, [0, 2, 3]) : null;
+  return a.bias ? [gx, gw, gb] : [gx, gw];
+};
+
+// ---------------------------------------------------------------- scratch textures
+
+interface Scratch {
+  device: GPUDevice;
+  texture: GPUTexture;
+  view: GPUTextureView;
+  bytes: number;
+  /** The command batch that last used it. */
+  batch: number;
+}
+
+/**
+ * Packed images and weights, one texture per role and size, reused across
+ * calls (as matmul's: WebGPU orders a later pack after the earlier reads).
+ * Beyond {@link SCRATCH_BYTES}, textures no unsubmitted command uses are
+ * destroyed, least recently used first.
+ */
+const scratch = new Map<string, Scratch>();
+let scratchBytes = 0;
+const SCRATCH_BYTES = 96 << 20;
+
+function releaseScratch(keepBytes: number): void {
+  for (const [k, e] of scratch) {
+    if (scratchBytes <= keepBytes) break;
+    if (e.batch === currentBatch()) continue;
+    e.texture.destroy();
+    scratch.delete(k);
+    scratchBytes -= e.bytes;
+  }
+}
+
+/**
+ * `n` made a non-power of two (1 → 3, 2^k → 2^k + 1). llvmpipe compiles a
+ * shader variant per combination of power-of-two flags of the bound textures'
+ * sizes (they are part of its sampler "static state"): with two textures that
+ * is up to 64 compilations of a kernel that takes ~1 s to compile, hit as new
+ * shapes come. Measured: a second conv shape cost 1,179 ms, 24 ms once every
+ * scratch texture has non-power-of-two sizes.
+ */
+const npot = (n: number) => ((n & (n - 1)) === 0 ? (n === 1 ? 3 : n + 1) : n);
+
+registerScratch({ bytes: () => scratchBytes, release: () => releaseScratch(0) });
+
+function scratchTexture(role: string, w0: number, h0: number, layers0: number): Scratch {
+  const w = npot(w0);
+  const h = npot(h0);
+  const layers = npot(layers0);
+  const key = `${role}:${w}x${h}x${layers}`;
+  const { device } = gpu();
+  let s = scratch.get(key);
+  if (s && s.device !== device) {
+    // Made on a device that was lost since: its successor needs its own.
+    scratch.delete(key);
+    scratchBytes -= s.bytes;
+    s = undefined;
+  }
+  if (s) {
+    scratch.delete(key);
+  } else {
+    const bytes = 16 * w * h * layers;
+    releaseScratch(SCRATCH_BYTES - bytes);
+    const texture = device.createTexture({
+      label: `conv2d scratch ${key}`,
+      size: [w, h, layers],
+      format: "rgba32float",
+      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
+    });
+    const view = texture.createView({ dimension: "2d-array" });
+    s = { device, texture, view, bytes, batch: 0 };
+    scratchBytes += bytes;
+  }
+  s.batch = currentBatch();
+  scratch.set(key, s);
+  return s;
+}

@@ -1,0 +1,543 @@
+/**
+ * 2-D convolution kernels (NCHW): an implicit GEMM over textures for dense and
+ * grouped convolutions, direct kernels for depthwise ones, and the packing
+ * kernels that lay activations and weights out as `rgba32float` textures.
+ *
+ * Why textures and no im2col buffer: on llvmpipe a storage-buffer load costs
+ * ~30 cycles per float and a texel fetch ~35 per 4 floats (kernels/matmul.ts),
+ * so every kernel that does arithmetic reads textures. An im2col operand would
+ * be written and re-read kh·kw times larger than the image (9× for 3×3), at a
+ * storage load per float: for the benchmark below that is 4.7 M floats, about
+ * as long as the whole product. Instead the image is packed once (zero
+ * padding and, for the data gradient, zero insertion included) into a texture
+ * whose texels hold 4 consecutive channels of one pixel, and the GEMM kernel
+ * fetches patch texels from it directly.
+ *
+ * Layouts. Image texture ({@link convPackImageProgram}): one layer per image,
+ * channel texel `c4 = group·⌈Cg/4⌉ + q` (channels of a group padded to a
+ * multiple of 4 with zeros) stored as a `Wt × Ht` tile at tile position
+ * `(c4 mod cx, c4 div cx)`, so that wide channel counts fit the 2-D texture
+ * limit; tile texel `(tx, ty)` holds source pixel `((ty − loY)/upsY, (tx −
+ * loX)/upsX)` when that is an integer inside the image, zero elsewhere (so
+ * the padding and, with ups > 1, the zeros inserted between the pixels of a
+ * strided conv's output gradient are read like any other texel, with no
+ * bounds test in the GEMM loop). Weight texture ({@link convPackWeightProgram}):
+ * one layer per tap `ky·kw + kx`, row `4q + j` = input channel, column
+ * `group·⌈Jg/4⌉ + o4` = texel of 4 output channels.
+ *
+ * Forward ({@link convGemmProgram}): `Y[p, o] = Σ_{tap, c} X[p ⊕ tap, c] ·
+ * W[tap, c, o]` with rows p = output pixels (all images of a chunk), each
+ * invocation owning {@link GEMM_TP} pixels (strided by the workgroup width, so
+ * the 8 lanes of a fetch read neighbouring pixels) × {@link GEMM_NT} texels of
+ * output channels: per 4 input channels, 16 image and 16 weight texels feed
+ * 256 vec4 multiply-adds, the matmul kernel's ratio. Data gradient: the same
+ * kernel on the output gradient, zero-inserted by the stride and padded by
+ * `(k−1)·d − pad`, with the weights flipped and in/out swapped by the packing
+ * (a transposed convolution). Weight gradient ({@link convWgradProgram}):
+ * `dW[tap, c, o] = Σ_p X[p ⊕ tap, c] · G[p, o]`, each invocation an outer
+ * product tile of 16 channels × 16 outputs over a strided share of the pixels,
+ * the 8 lanes of a workgroup summed through workgroup memory, and the pixels
+ * split over more workgroups (partial sums, then a reduction) when the tiles
+ * are too few to occupy the cores. Depthwise (one input and one output channel
+ * per group): {@link convDepthwiseProgram} and {@link convDepthwiseWgradProgram}
+ * work on 4 channels per texel with vec4 products.
+ *
+ * Measured on `llvmpipe (LLVM 15.0.6, 256 bits)`, 2 cores shared with other
+ * jobs (so ±30%), at the benchmark size: batch 8, 64→64 channels, 3×3, pad 1,
+ * 32×32, 0.60 GFLOP per pass (tfjs-webgpu's forward: ~830 ms on this machine).
+ * Forward, GPU timestamps (`deno task profile conv2d`): GEMM kernel 34-36 ms
+ * (17 GFLOP/s, the matmul's rate), image packing 8.5 ms, weight packing
+ * 0.07 ms; 44-57 ms wall clock. Forward + backward (data and weight
+ * gradients), wall clock: 150-210 ms; the weight-gradient kernel alone 48 ms
+ * (12.4 GFLOP/s).
+ * GEMM tile (pixels × output channels per invocation, workgroup), forward
+ * kernel, best of interleaved runs: 16×16 wg 8×1 31-35 ms, 16×16 wg 8×2
+ * 37-64, 16×16 wg 16×1 52-54, 8×16 43-45, 12×16 35-50, 24×16 32-40, 32×16 41,
+ * 16×8 44, 8×32 33-53, 16×32 27-36, 20×32 31: 16×16 (the matmul's tile, the
+ * best at 16 output channels as well as at 64).
+ *
+ * @module
+ */
+
+import type { KernelProgram } from "./program.ts";
+
+/** Output pixels per invocation of the GEMM kernel. */
+export const GEMM_TP = 16;
+/** Texels of 4 output channels per invocation of the GEMM kernel. */
+export const GEMM_NT = 4;
+/** Workgroup width (along pixels) of the GEMM and depthwise kernels. */
+export const GEMM_WGX = 8;
+/** Workgroup height (along output-channel texels) of the GEMM kernel. */
+export const GEMM_WGY = 1;
+/** Output pixels per invocation of the depthwise kernel. */
+export const DW_TP = 8;
+/** Input-channel texels per invocation of the weight-gradient kernel. */
+export const WG_CT = 4;
+/** Output-channel texels per invocation of the weight-gradient kernel. */
+export const WG_OT = 4;
+/** Lanes of a weight-gradient workgroup (they split the pixels). */
+export const WG_LANES = 8;
+/** Workgroup shape of the packing kernels. */
+export const PACK_WG = 8;
+
+/**
+ * Which pass a kernel serves: only its profiler name depends on it (one
+ * pipeline serves the forward and the data gradient).
+ */
+export type ConvPass = "fwd" | "bwd_data" | "bwd_weight";
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const XYZW = ["x", "y", "z", "w"];
+
+/**
+ * Packs images `X[n0 + n]` (NCHW, `C = G·Cg` channels of `H × W`) into the
+ * image-texture layout described in the module comment. Uniforms (u32 unless
+ * noted): `C, H, W, Cg, Cg4, CT4, Wt, Ht, cx, loY (i32), loX (i32), upsY, upsX,
+ * off, texW, texH`, `off` being the element offset of image `n0`. Grid:
+ * `[⌈texW/8⌉, ⌈texH/8⌉, images]`.
+ */
+export function convPackImageProgram(pass: ConvPass): KernelProgram {
+  return {
+    name: `conv2d_pack_image_${pass}`,
+    key: "conv_pack_image",
+    inputs: 1,
+    outputs: 1,
+    uniforms: true,
+    bindings: ["storage", "storage-texture"],
+    wgsl: () => /* wgsl */ `
+struct U { C: u32, H: u32, W: u32, Cg: u32, Cg4: u32, CT4: u32, Wt: u32, Ht: u32,
+  cx: u32, loY: i32, loX: i32, upsY: u32, upsX: u32, off: u32, texW: u32, texH: u32 }
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var T: texture_storage_2d_array<rgba32float, write>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${PACK_WG}, ${PACK_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  if (gid.x >= u.texW || gid.y >= u.texH) { return; }
+  let tileX = gid.x / u.Wt;
+  let tileY = gid.y / u.Ht;
+  let c4 = tileY * u.cx + tileX;
+  if (c4 >= u.CT4) { return; }
+  let grp = c4 / u.Cg4;
+  let q = c4 - grp * u.Cg4;
+  let sy = i32(gid.y - tileY * u.Ht) - u.loY;
+  let sx = i32(gid.x - tileX * u.Wt) - u.loX;
+  let iy = u32(max(sy, 0)) / u.upsY;
+  let ix = u32(max(sx, 0)) / u.upsX;
+  let inside = sy >= 0 && sx >= 0 && u32(sy) == iy * u.upsY && u32(sx) == ix * u.upsX &&
+    iy < u.H && ix < u.W;
+  // Branch-free: clamp the reads, then zero what lies outside the image or the group.
+  let pix = u.off + gid.z * u.C * u.H * u.W + min(iy, u.H - 1u) * u.W + min(ix, u.W - 1u);
+  let c0 = q * 4u;
+  var v = vec4<f32>(0.0);
+  ${
+      range(4).map((j) =>
+        `if (c0 + ${j}u < u.Cg) { v.${XYZW[j]} = X[pix + (grp * u.Cg + c0 + ${j}u) * u.H * u.W]; }`
+      ).join("\n  ")
+    }
+  textureStore(T, vec2<u32>(gid.x, gid.y), gid.z, select(vec4<f32>(0.0), v, inside));
+}`,
+  };
+}
+
+/**
+ * Packs a weight `W [G·Og, Cg, kh, kw]` into the weight-texture layout: layer
+ * = tap, row = input channel of the pass (`Ig` per group, rows padded to
+ * `4·Ig4`), column = texel of 4 output channels of the pass (`Jg` per group,
+ * `Jg4` texels). With `swap`, the pass's input channels are W's outputs and
+ * its outputs W's inputs (a transposed convolution); with `flip`, tap t reads
+ * W's tap `taps − 1 − t` (the kernel rotated by 180°). Uniforms: `Ig, Jg,
+ * Jg4, rows, taps, swap, flip, Og, Cg, cols`. Grid `[⌈cols/8⌉, ⌈rows/8⌉, taps]`.
+ */
+export function convPackWeightProgram(): KernelProgram {
+  return {
+    name: "conv2d_pack_weight",
+    key: "conv_pack_weight",
+    inputs: 1,
+    outputs: 1,
+    uniforms: true,
+    bindings: ["storage", "storage-texture"],
+    wgsl: () => /* wgsl */ `
+struct U { Ig: u32, Jg: u32, Jg4: u32, rows: u32, taps: u32, swap: u32, flip: u32, Og: u32,
+  Cg: u32, cols: u32, p0: u32, p1: u32 }
+@group(0) @binding(0) var<storage, read> Wsrc: array<f32>;
+@group(0) @binding(1) var T: texture_storage_2d_array<rgba32float, write>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${PACK_WG}, ${PACK_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  if (gid.x >= u.cols || gid.y >= u.rows) { return; }
+  let grp = gid.x / u.Jg4;
+  let j0 = (gid.x - grp * u.Jg4) * 4u;
+  let i = gid.y;
+  let tap = select(gid.z, u.taps - 1u - gid.z, u.flip != 0u);
+  var v = vec4<f32>(0.0);
+  if (i < u.Ig) {
+    for (var k = 0u; k < 4u; k++) {
+      let j = j0 + k;
+      if (j < u.Jg) {
+        // Source element W[o, c, tap] with o = grp·Og + (pass output or input) and c the other.
+        let o = grp * u.Og + select(j, i, u.swap != 0u);
+        let c = select(i, j, u.swap != 0u);
+        v[k] = Wsrc[(o * u.Cg + c) * u.taps + tap];
+      }
+    }
+  }
+  textureStore(T, vec2<u32>(gid.x, gid.y), gid.z, v);
+}`,
+  };
+}
+
+/** WGSL that sets up the pixel rows `p_i`, their layer `n_i` and texel base `b_i`. */
+function pixelRows(tp: number, wgx: number): string[] {
+  const L = [`let pBase = wid.x * ${wgx * tp}u + lid.x;`];
+  for (const i of range(tp)) {
+    L.push(
+      `let p${i} = min(pBase + ${i * wgx}u, u.P - 1u); let n${i} = p${i} / u.OHW; ` +
+        `let r${i} = p${i} - n${i} * u.OHW; let oh${i} = r${i} / u.OW; ` +
+        `let b${i} = vec2<u32>((r${i} - oh${i} * u.OW) * u.sx, oh${i} * u.sy);`,
+    );
+  }
+  return L;
+}
+
+const GEMM_UNIFORMS = /* wgsl */ `
+struct U { P: u32, OHW: u32, OW: u32, sy: u32, sx: u32, dy: u32, dx: u32, kw: u32,
+  taps: u32, Cg4: u32, Og: u32, Og4: u32, O: u32, Wt: u32, Ht: u32, cx: u32,
+  outOff: u32, sN: u32, hasBias: u32, p0: u32 }`;
+
+/**
+ * The implicit-GEMM convolution kernel (forward, and data gradient on a
+ * zero-inserted gradient image). Inputs: image texture, weight texture, bias
+ * (`hasBias` = 0 binds any buffer). Uniforms: `P` (pixels of the chunk),
+ * `OHW, OW, sy, sx, dy, dx, kw, taps, Cg4` (input texels per group), `Og, Og4`
+ * (outputs per group), `O, Wt, Ht, cx, outOff, sN` (= O·OHW), `hasBias`.
+ * Grid `[⌈P/(8·TP)⌉, ⌈Og4/(NT·WGY)⌉, groups]`.
+ */
+export function convGemmProgram(pass: ConvPass): KernelProgram {
+  const rows = range(GEMM_TP);
+  const cols = range(GEMM_NT);
+  const L: string[] = [];
+  L.push(`let g = wid.z;`);
+  L.push(`let o4 = (wid.y * ${GEMM_WGY}u + lid.y) * ${GEMM_NT}u;`);
+  L.push(`if (o4 >= u.Og4) { return; }`);
+  L.push(...pixelRows(GEMM_TP, GEMM_WGX));
+  // Output texels beyond the group are clamped to valid ones and never stored.
+  for (const t of cols) L.push(`let c${t} = g * u.Og4 + min(o4 + ${t}u, u.Og4 - 1u);`);
+  for (const i of rows) {
+    L.push(cols.map((t) => `var acc${i}_${t} = vec4<f32>(0.0);`).join(" "));
+  }
+  L.push(`for (var tap = 0u; tap < u.taps; tap++) {`);
+  L.push(`  let ky = tap / u.kw;`);
+  L.push(`  let d = vec2<u32>((tap - ky * u.kw) * u.dx, ky * u.dy);`);
+  L.push(`  for (var q = 0u; q < u.Cg4; q++) {`);
+  L.push(`    let c4 = g * u.Cg4 + q;`);
+  L.push(`    let cy = c4 / u.cx;`);
+  L.push(`    let off = d + vec2<u32>((c4 - cy * u.cx) * u.Wt, cy * u.Ht);`);
+  L.push(`    let k = q * 4u;`);
+  for (const t of cols) {
+    for (const j of range(4)) {
+      L.push(`    let w${t}_${j} = textureLoad(Wk, vec2<u32>(c${t}, k + ${j}u), tap, 0);`);
+    }
+  }
+  for (const i of rows) {
+    L.push(`    { let a = textureLoad(Xt, b${i} + off, n${i}, 0);`);
+    for (const t of cols) {
+      L.push(
+        `      acc${i}_${t} += a.x * w${t}_0 + a.y * w${t}_1 + a.z * w${t}_2 + a.w * w${t}_3;`,
+      );
+    }
+    L.push(`    }`);
+  }
+  L.push(`  }`);
+  L.push(`}`);
+  for (const t of cols) {
+    const o = (jj: number) => `bias[min(g * u.Og + (o4 + ${t}u) * 4u + ${jj}u, u.O - 1u)]`;
+    L.push(
+      `let bv${t} = select(vec4<f32>(0.0), vec4<f32>(${
+        range(4).map(o).join(", ")
+      }), u.hasBias != 0u);`,
+    );
+  }
+  // One store site per texel column, rows shifted up (as in the matmul kernel: unrolling every
+  // store multiplies the compile time).
+  L.push(`for (var i = 0u; i < ${GEMM_TP}u; i++) {`);
+  L.push(`  let p = pBase + i * ${GEMM_WGX}u;`);
+  L.push(`  if (p < u.P) {`);
+  L.push(`    let n = p / u.OHW;`);
+  L.push(`    let base = u.outOff + n * u.sN + g * u.Og * u.OHW + (p - n * u.OHW);`);
+  for (const t of cols) L.push(`    store4(base, (o4 + ${t}u) * 4u, acc0_${t} + bv${t});`);
+  L.push(`  }`);
+  for (const i of rows.slice(0, -1)) {
+    L.push(`  ${cols.map((t) => `acc${i}_${t} = acc${i + 1}_${t};`).join(" ")}`);
+  }
+  L.push(`}`);
+  return {
+    name: `conv2d_${pass}`,
+    key: `conv2d_gemm_${GEMM_TP}x${GEMM_NT}_${GEMM_WGX}x${GEMM_WGY}`,
+    inputs: 3,
+    outputs: 1,
+    uniforms: true,
+    bindings: ["texture", "texture", "storage", "storage"],
+    wgsl: () =>
+      /* wgsl */ `${GEMM_UNIFORMS}
+@group(0) @binding(0) var Xt: texture_2d_array<f32>;
+@group(0) @binding(1) var Wk: texture_2d_array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+fn store4(base: u32, o: u32, v: vec4<f32>) {
+  if (o < u.Og) { Y[base + o * u.OHW] = v.x; }
+  if (o + 1u < u.Og) { Y[base + (o + 1u) * u.OHW] = v.y; }
+  if (o + 2u < u.Og) { Y[base + (o + 2u) * u.OHW] = v.z; }
+  if (o + 3u < u.Og) { Y[base + (o + 3u) * u.OHW] = v.w; }
+}
+@compute @workgroup_size(${GEMM_WGX}, ${GEMM_WGY})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  ${L.join("\n  ")}
+}`,
+  };
+}
+
+/**
+ * The depthwise kernel (one input and one output channel per group), forward
+ * and data gradient: 4 channels per texel, {@link DW_TP} pixels per
+ * invocation. Inputs and uniforms as {@link convGemmProgram} (with `Og = O`
+ * channels, `Og4` their texels, groups = 1 in the layouts). Grid
+ * `[⌈P/(8·DW_TP)⌉, ⌈O/4⌉, 1]`.
+ */
+export function convDepthwiseProgram(pass: ConvPass): KernelProgram {
+  const rows = range(DW_TP);
+  const L: string[] = [];
+  L.push(`let c4 = wid.y;`);
+  L.push(...pixelRows(DW_TP, GEMM_WGX));
+  L.push(`let cy = c4 / u.cx;`);
+  L.push(`let toff = vec2<u32>((c4 - cy * u.cx) * u.Wt, cy * u.Ht);`);
+  L.push(rows.map((i) => `var acc${i} = vec4<f32>(0.0);`).join(" "));
+  L.push(`for (var tap = 0u; tap < u.taps; tap++) {`);
+  L.push(`  let ky = tap / u.kw;`);
+  L.push(`  let off = toff + vec2<u32>((tap - ky * u.kw) * u.dx, ky * u.dy);`);
+  L.push(`  let w = textureLoad(Wk, vec2<u32>(c4, 0u), tap, 0);`);
+  for (const i of rows) L.push(`  acc${i} += textureLoad(Xt, b${i} + off, n${i}, 0) * w;`);
+  L.push(`}`);
+  L.push(
+    `let bv = select(vec4<f32>(0.0), vec4<f32>(${
+      range(4).map((j) => `bias[min(c4 * 4u + ${j}u, u.O - 1u)]`).join(", ")
+    }), u.hasBias != 0u);`,
+  );
+  L.push(`for (var i = 0u; i < ${DW_TP}u; i++) {`);
+  L.push(`  let p = pBase + i * ${GEMM_WGX}u;`);
+  L.push(`  if (p < u.P) {`);
+  L.push(`    let n = p / u.OHW;`);
+  L.push(`    store4(u.outOff + n * u.sN + (p - n * u.OHW), c4 * 4u, acc0 + bv);`);
+  L.push(`  }`);
+  L.push(`  ${rows.slice(0, -1).map((i) => `acc${i} = acc${i + 1};`).join(" ")}`);
+  L.push(`}`);
+  return {
+    name: `conv2d_depthwise_${pass}`,
+    key: `conv2d_depthwise_${DW_TP}`,
+    inputs: 3,
+    outputs: 1,
+    uniforms: true,
+    bindings: ["texture", "texture", "storage", "storage"],
+    wgsl: () =>
+      /* wgsl */ `${GEMM_UNIFORMS}
+@group(0) @binding(0) var Xt: texture_2d_array<f32>;
+@group(0) @binding(1) var Wk: texture_2d_array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+fn store4(base: u32, o: u32, v: vec4<f32>) {
+  if (o < u.Og) { Y[base + o * u.OHW] = v.x; }
+  if (o + 1u < u.Og) { Y[base + (o + 1u) * u.OHW] = v.y; }
+  if (o + 2u < u.Og) { Y[base + (o + 2u) * u.OHW] = v.z; }
+  if (o + 3u < u.Og) { Y[base + (o + 3u) * u.OHW] = v.w; }
+}
+@compute @workgroup_size(${GEMM_WGX}, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  ${L.join("\n  ")}
+}`,
+  };
+}
+
+const WGRAD_UNIFORMS = /* wgsl */ `
+struct U { P: u32, OHW: u32, OW: u32, OH: u32, sy: u32, sx: u32, dy: u32, dx: u32,
+  kw: u32, taps: u32, Cg: u32, Cg4: u32, Og: u32, Og4: u32, Wt: u32, Ht: u32,
+  cx: u32, Wg: u32, Hg: u32, cxg: u32, tilesO: u32, S: u32, pps: u32, outOff: u32,
+  dWsize: u32, p0: u32, p1: u32, p2: u32 }`;
+
+/**
+ * WGSL of the pixel loop shared by the weight-gradient kernels: lane `lid.x`
+ * of split `sp` visits pixels `sp·pps + lid.x, +8, ...` below `P`, tracking
+ * `(n, oh, ow)` incrementally (a u32 division per pixel would cost about as
+ * much as the loads: llvmpipe has no vector integer division).
+ */
+function pixelLoop(body: string[]): string[] {
+  return [
+    `let p0 = sp * u.pps + lid.x;`,
+    `let pEnd = min(sp * u.pps + u.pps, u.P);`,
+    `var n = p0 / u.OHW;`,
+    `var oh = (p0 - n * u.OHW) / u.OW;`,
+    `var ow = p0 - n * u.OHW - oh * u.OW;`,
+    `for (var p = p0; p < pEnd; p += ${WG_LANES}u) {`,
+    ...body.map((l) => `  ${l}`),
+    `  ow += ${WG_LANES}u;`,
+    `  loop { if (ow < u.OW) { break; } ow -= u.OW; oh += 1u; }`,
+    `  loop { if (oh < u.OH) { break; } oh -= u.OH; n += 1u; }`,
+    `}`,
+  ];
+}
+
+/**
+ * The weight-gradient kernel of the implicit GEMM: `dW[o, c, tap] = Σ_p
+ * X[p ⊕ tap, c] · G[p, o]` for one group. Inputs: the image texture of x (as
+ * packed for the forward) and the image texture of the output gradient
+ * (`Wg × Hg` tiles, `cxg` per row). Output: `dW` partial sums, split `sp` at
+ * `outOff + sp·dWsize`. Grid `[⌈Cg4/CT⌉·tilesO, taps, groups·S]`.
+ */
+export function convWgradProgram(): KernelProgram {
+  const cts = range(WG_CT);
+  const ots = range(WG_OT);
+  const nacc = WG_CT * 4 * WG_OT;
+  const per = nacc / WG_LANES;
+  const L: string[] = [];
+  L.push(`let ct = wid.x / u.tilesO;`);
+  L.push(`let ot = wid.x - ct * u.tilesO;`);
+  L.push(`let tap = wid.y;`);
+  L.push(`let ky = tap / u.kw;`);
+  L.push(`let kx = tap - ky * u.kw;`);
+  L.push(`let g = wid.z / u.S;`);
+  L.push(`let sp = wid.z - g * u.S;`);
+  // Tiles beyond the group are clamped (computed, never stored): no early return before the barrier.
+  for (const s of cts) {
+    L.push(
+      `let xc${s} = g * u.Cg4 + min(ct * ${WG_CT}u + ${s}u, u.Cg4 - 1u); let xcy${s} = xc${s} / u.cx; ` +
+        `let xo${s} = vec2<u32>((xc${s} - xcy${s} * u.cx) * u.Wt + kx * u.dx, xcy${s} * u.Ht + ky * u.dy);`,
+    );
+  }
+  for (const t of ots) {
+    L.push(
+      `let gc${t} = g * u.Og4 + min(ot * ${WG_OT}u + ${t}u, u.Og4 - 1u); let gcy${t} = gc${t} / u.cxg; ` +
+        `let go${t} = vec2<u32>((gc${t} - gcy${t} * u.cxg) * u.Wg, gcy${t} * u.Hg);`,
+    );
+  }
+  for (const s of cts) {
+    for (const j of range(4)) {
+      L.push(ots.map((t) => `var acc${s}_${j}_${t} = vec4<f32>(0.0);`).join(" "));
+    }
+  }
+  const body: string[] = [];
+  body.push(`let xb = vec2<u32>(ow * u.sx, oh * u.sy);`);
+  body.push(`let gb = vec2<u32>(ow, oh);`);
+  for (const t of ots) body.push(`let gv${t} = textureLoad(Gt, gb + go${t}, n, 0);`);
+  for (const s of cts) {
+    body.push(`{ let xv = textureLoad(Xt, xb + xo${s}, n, 0);`);
+    for (const j of range(4)) {
+      body.push(`  ${ots.map((t) => `acc${s}_${j}_${t} += xv.${XYZW[j]} * gv${t};`).join(" ")}`);
+    }
+    body.push(`}`);
+  }
+  L.push(...pixelLoop(body));
+  const base = `lid.x * ${nacc}u`;
+  for (const s of cts) {
+    for (const j of range(4)) {
+      for (const t of ots) {
+        L.push(`red[${base} + ${(s * 4 + j) * WG_OT + t}u] = acc${s}_${j}_${t};`);
+      }
+    }
+  }
+  L.push(`workgroupBarrier();`);
+  L.push(`for (var r = 0u; r < ${per}u; r++) {`);
+  L.push(`  let m = lid.x * ${per}u + r;`);
+  L.push(`  var v = vec4<f32>(0.0);`);
+  L.push(`  for (var l = 0u; l < ${WG_LANES}u; l++) { v += red[l * ${nacc}u + m]; }`);
+  L.push(`  let row = m / ${WG_OT}u;`);
+  L.push(`  let c = ct * ${WG_CT * 4}u + row;`);
+  L.push(`  let o = (ot * ${WG_OT}u + m - row * ${WG_OT}u) * 4u;`);
+  L.push(`  if (c < u.Cg) {`);
+  L.push(`    let at = u.outOff + sp * u.dWsize + ((g * u.Og + o) * u.Cg + c) * u.taps + tap;`);
+  L.push(`    let so = u.Cg * u.taps;`);
+  for (const k of range(4)) {
+    L.push(`    if (o + ${k}u < u.Og) { dW[at + ${k}u * so] = v.${XYZW[k]}; }`);
+  }
+  L.push(`  }`);
+  L.push(`}`);
+  return {
+    name: "conv2d_bwd_weight",
+    key: `conv2d_wgrad_${WG_CT}x${WG_OT}x${WG_LANES}`,
+    inputs: 2,
+    outputs: 1,
+    uniforms: true,
+    bindings: ["texture", "texture", "storage"],
+    wgsl: () =>
+      /* wgsl */ `${WGRAD_UNIFORMS}
+@group(0) @binding(0) var Xt: texture_2d_array<f32>;
+@group(0) @binding(1) var Gt: texture_2d_array<f32>;
+@group(0) @binding(2) var<storage, read_write> dW: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+var<workgroup> red: array<vec4<f32>, ${WG_LANES * nacc}>;
+@compute @workgroup_size(${WG_LANES}, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  ${L.join("\n  ")}
+}`,
+  };
+}
+
+/**
+ * The depthwise weight-gradient kernel for a `kh × kw` kernel (compiled per
+ * size: every tap keeps its own vec4 accumulator): `dW[c, tap] = Σ_p X[p ⊕
+ * tap, c] · G[p, c]`, 4 channels per invocation. Uniforms as
+ * {@link convWgradProgram} (`Cg` = channels, groups = 1 in the layouts). Grid
+ * `[⌈C/4⌉, S, 1]`.
+ */
+export function convDepthwiseWgradProgram(kh: number, kw: number): KernelProgram {
+  const taps = kh * kw;
+  const L: string[] = [];
+  L.push(`let c4 = wid.x;`);
+  L.push(`let sp = wid.y;`);
+  L.push(`let xcy = c4 / u.cx;`);
+  L.push(`let xo = vec2<u32>((c4 - xcy * u.cx) * u.Wt, xcy * u.Ht);`);
+  L.push(`let gcy = c4 / u.cxg;`);
+  L.push(`let go = vec2<u32>((c4 - gcy * u.cxg) * u.Wg, gcy * u.Hg);`);
+  L.push(range(taps).map((t) => `var acc${t} = vec4<f32>(0.0);`).join(" "));
+  const body: string[] = [];
+  body.push(`let gv = textureLoad(Gt, vec2<u32>(ow, oh) + go, n, 0);`);
+  body.push(`let xb = vec2<u32>(ow * u.sx, oh * u.sy) + xo;`);
+  for (const ky of range(kh)) {
+    for (const kx of range(kw)) {
+      body.push(
+        `acc${
+          ky * kw + kx
+        } += textureLoad(Xt, xb + vec2<u32>(${kx}u * u.dx, ${ky}u * u.dy), n, 0) * gv;`,
+      );
+    }
+  }
+  L.push(...pixelLoop(body));
+  for (const t of range(taps)) L.push(`red[lid.x * ${taps}u + ${t}u] = acc${t};`);
+  L.push(`workgroupBarrier();`);
+  L.push(`for (var m = lid.x; m < ${taps}u; m += ${WG_LANES}u) {`);
+  L.push(`  var v = vec4<f32>(0.0);`);
+  L.push(`  for (var l = 0u; l < ${WG_LANES}u; l++) { v += red[l * ${taps}u + m]; }`);
+  L.push(`  let at = u.outOff + sp * u.dWsize + c4 * 4u * u.taps + m;`);
+  for (const k of range(4)) {
+    L.push(`  if (c4 * 4u + ${k}u < u.Cg) { dW[at + ${k}u * u.taps] = v.${XYZW[k]}; }`);
+  }
+  L.push(`}`);
+  return {
+    name: "conv2d_depthwise_bwd_weight",
+    key: `conv2d_depthwise_wgrad_${kh}x${kw}`,
+    inputs: 2,
+    outputs: 1,
+    uniforms: true,
+    bindings: ["texture", "texture", "storage"],
+    wgsl: () =>
+      /* wgsl */ `${WGRAD_UNIFORMS}
+@group(0) @binding(0) var Xt: texture_2d_array<f32>;
+@group(0) @binding(1) var Gt: texture_2d_array<f32>;
+@group(0) @binding(2) var<storage, read_write> dW: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+var<workgroup> red: array<vec4<f32>, ${WG_LANES * taps}>;
+@compute @workgroup_size(${WG_LANES}, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  ${L.join("\n  ")}
+}`,
+  };
+}

@@ -19,6 +19,8 @@ export interface RunConfig {
   model?: string;
   /** Dataset name, e.g. `"fashion-mnist"`. */
   dataset?: string;
+  /** Where the dataset was loaded from. */
+  source?: string;
   /** Every command-line flag of the run. */
   args: Record<string, unknown>;
   /** Adapter description. */
@@ -124,7 +126,9 @@ type Json = Record<string, unknown>;
 function field(where: string, rec: Json, key: string, kind: "number" | "string"): unknown {
   const v = rec[key];
   if (v === undefined || v === null) return null;
-  if (typeof v !== kind) {
+  if (
+    (kind === "number" && typeof v !== "number") || (kind === "string" && typeof v !== "string")
+  ) {
     throw new Error(`${where}: field "${key}" should be a ${kind}, got ${JSON.stringify(v)}`);
   }
   return v;
@@ -275,6 +279,7 @@ export async function readRun(dir: string): Promise<RunData> {
   const config: RunConfig = {
     model: str(configPath, c, "model") ?? undefined,
     dataset: str(configPath, c, "dataset") ?? undefined,
+    source: str(configPath, c, "source") ?? undefined,
     args: (args ?? {}) as Record<string, unknown>,
     device: str(configPath, c, "device") ?? undefined,
     started: str(configPath, c, "started") ?? undefined,
@@ -337,6 +342,42 @@ export function epochEnds(run: RunLog): { epoch: number; step: number }[] {
     if (r.epoch !== null) ends.set(r.epoch, Math.max(ends.get(r.epoch) ?? 0, r.step));
   }
   return [...ends].map(([epoch, step]) => ({ epoch, step })).sort((a, b) => a.epoch - b.epoch);
+}
+
+/**
+ * Training seconds since the run started, at each step record (`null` where
+ * not logged). A step's `elapsed` may count from the start of training or
+ * from the start of its epoch (as the trainer writes it): where it drops at
+ * an epoch change, the finished epochs' times are added.
+ *
+ * @example
+ * ```ts
+ * import { parseLog, stepTimes } from "./run_data.ts";
+ * const log = parseLog([
+ *   '{"type":"step","step":1,"epoch":1,"elapsed":4}',
+ *   '{"type":"epoch","epoch":1,"seconds":5}',
+ *   '{"type":"step","step":2,"epoch":2,"elapsed":3}',
+ * ].join("\n"), "log.jsonl");
+ * console.log(stepTimes(log)); // [ 4, 8 ]
+ * ```
+ */
+export function stepTimes(run: RunLog): (number | null)[] {
+  const epochSeconds = new Map(run.epochs.map((e) => [e.epoch, e.seconds]));
+  const out: (number | null)[] = [];
+  let offset = 0;
+  let prev: StepRecord | null = null;
+  for (const s of run.steps) {
+    if (s.elapsed === null) {
+      out.push(null);
+      continue;
+    }
+    if (prev && s.epoch !== prev.epoch && s.elapsed < prev.elapsed!) {
+      offset += (prev.epoch !== null ? epochSeconds.get(prev.epoch) : null) ?? prev.elapsed!;
+    }
+    out.push(offset + s.elapsed);
+    prev = s;
+  }
+  return out;
 }
 
 /** How the run ended: the summary's `stopped`, else `"incomplete"` (no summary: killed or running). */

@@ -13,6 +13,9 @@
  *   deno task profile optimizer --n 1048576 [--op sgd|adamw]
  *   deno task profile conv2d --n 8 --cin 64 --cout 64 --h 32 --w 32 --k 3 --stride 1 --pad 1
  *     [--groups 1] [--backward]
+ *   deno task profile pool --n 16 --c 64 --h 32 --w 32 [--op max|avg|adaptive] [--k 2]
+ *     [--stride 2] [--pad 0] [--backward]
+ *   deno task profile batchnorm --n 16 --c 64 --h 32 --w 32 [--op train|eval] [--backward]
  *
  * @module
  */
@@ -43,6 +46,7 @@ const { values, positionals } = parseArgs({
     stride: { type: "string" },
     pad: { type: "string" },
     groups: { type: "string" },
+    c: { type: "string" },
   },
 });
 const int = (v: string | undefined, d: number) => (v === undefined ? d : Number.parseInt(v, 10));
@@ -147,9 +151,46 @@ function setup(): Body {
           }
         });
     }
+    case "pool":
+    case "batchnorm": {
+      // Forward, and with --backward the input (and BN affine) gradients, on [n, c, h, w].
+      const x = F.randn([
+        int(values.n, 16),
+        int(values.c, 64),
+        int(values.h, 32),
+        int(values.w, 32),
+      ]);
+      x.requiresGrad = !!values.backward;
+      const C = x.shape[1];
+      const [weight, bias, rm, rv] = [F.ones([C]), F.zeros([C]), F.zeros([C]), F.ones([C])];
+      weight.requiresGrad = bias.requiresGrad = !!values.backward;
+      const op = values.op ?? (family === "pool" ? "max" : "train");
+      const k = int(values.k, 2);
+      const pool = { kernelSize: k, stride: int(values.stride, k), padding: int(values.pad, 0) };
+      const fwd = (): F.Tensor => {
+        if (op === "max") return F.maxPool2d(x, pool);
+        if (op === "avg") return F.avgPool2d(x, pool);
+        if (op === "adaptive") return F.adaptiveAvgPool2d(x, [7, 7]);
+        if (op === "train" || op === "eval") {
+          return F.batchNorm2d(x, weight, bias, rm, rv, { training: op === "train" });
+        }
+        throw new Error(`unknown --op ${op}`);
+      };
+      return () =>
+        F.scope(() => {
+          const y = fwd();
+          if (values.backward) {
+            y.backward(F.ones(y.shape));
+            for (const t of [x, weight, bias]) {
+              t.grad?.dispose();
+              t.grad = null;
+            }
+          }
+        });
+    }
     default:
       console.error(
-        `usage: deno task profile <matmul|elementwise|reduce|softmax|cross_entropy|copy|gather|random|optimizer|conv2d> [size flags]\n` +
+        `usage: deno task profile <matmul|elementwise|reduce|softmax|cross_entropy|copy|gather|random|optimizer|conv2d|pool|batchnorm> [size flags]\n` +
           `unknown kernel family "${family ?? ""}"`,
       );
       Deno.exit(2);

@@ -61,6 +61,29 @@ export interface OpAttrs {
     groups: number;
     bias: boolean;
   };
+  /** 2-D max pooling over NCHW; backward reads the saved argmax indices. */
+  maxPool2d: {
+    kernel: [number, number];
+    stride: [number, number];
+    padding: [number, number];
+    dilation: [number, number];
+  };
+  /** 2-D average pooling over NCHW (`divisor` 0: window size; else PyTorch's divisor_override). */
+  avgPool2d: {
+    kernel: [number, number];
+    stride: [number, number];
+    padding: [number, number];
+    dilation: [number, number];
+    countIncludePad: boolean;
+    divisor: number;
+  };
+  /** 2-D adaptive average pooling over NCHW (the output size is the gradient's). */
+  adaptiveAvgPool2d: Record<never, never>;
+  /**
+   * Batch normalisation over NCHW; inputs are `[x, weight?, bias?]` as the
+   * flags say. Running-statistics updates are not part of the op.
+   */
+  batchNorm: { training: boolean; weight: boolean; bias: boolean };
 }
 
 /** Name of a differentiable primitive. */

@@ -80,6 +80,16 @@ export {
 } from "./ops/shape.ts";
 export { gather, indexSelect, scatterAdd } from "./ops/index.ts";
 export { dropout, getRngState, manualSeed, rand, randn, setRngState } from "./ops/random.ts";
+export {
+  adaptiveAvgPool2d,
+  avgPool2d,
+  type AvgPool2dOptions,
+  maxPool2d,
+  type MaxPool2dOptions,
+  maxPool2dWithIndices,
+  type Size2,
+} from "./ops/pool.ts";
+export { batchNorm2d, type BatchNormOptions } from "./ops/batchnorm.ts";
 export * as optim from "./optim/mod.ts";
 export { formatProfile, type KernelStats, profile, type ProfileReport } from "./profiler.ts";
 export * as nn from "./nn/mod.ts";

@@ -41,6 +41,14 @@ export {
   Tanh,
 } from "./activation.ts";
 export { Dropout } from "./dropout.ts";
+export {
+  AdaptiveAvgPool2d,
+  AvgPool2d,
+  type AvgPool2dLayerOptions,
+  MaxPool2d,
+  type MaxPool2dLayerOptions,
+} from "./pool.ts";
+export { BatchNorm2d, type BatchNorm2dOptions } from "./batchnorm.ts";
 export { Flatten } from "./flatten.ts";
 export { Sequential } from "./sequential.ts";
 export {

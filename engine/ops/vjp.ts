@@ -14,6 +14,8 @@ import { concatVjp, expandVjp, padVjp, permuteVjp, reshapeVjp, sliceVjp } from "
 import { indexSelectVjp, scatterAddVjp } from "./index.ts";
 import { dropoutVjp } from "./random.ts";
 import { conv2dVjp } from "./conv.ts";
+import { adaptiveAvgPool2dVjp, avgPool2dVjp, maxPool2dVjp } from "./pool.ts";
+import { batchNormVjp } from "./batchnorm.ts";
 
 let table: VjpTable | null = null;
 
@@ -43,5 +45,9 @@ export function vjpRules(): VjpTable {
     scatterAdd: scatterAddVjp,
     dropout: dropoutVjp,
     conv2d: conv2dVjp,
+    maxPool2d: maxPool2dVjp,
+    avgPool2d: avgPool2dVjp,
+    adaptiveAvgPool2d: adaptiveAvgPool2dVjp,
+    batchNorm: batchNormVjp,
   };
 }

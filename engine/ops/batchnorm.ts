@@ -1,0 +1,332 @@
+/**
+ * Batch normalisation over NCHW tensors ({@link batchNorm2d}) with fused
+ * kernels (kernels/batchnorm.ts), and its backward rule.
+ *
+ * Forward saves the per-channel mean and `rstd = 1/√(var + eps)` (2·C floats)
+ * rather than recomputing them; backward is one reduction pass over `g` (and
+ * `x`) plus one elementwise pass, and skips what is not needed: no dx pass
+ * when x needs no gradient, no reduction in eval mode when only dx is needed.
+ *
+ * Per-channel reductions split each channel's `N·H·W` values into parts (see
+ * `partsFor`) so that a few channels over a large batch still spread over
+ * enough workgroups.
+ *
+ * @module
+ */
+
+import { fmtShape, Tensor } from "../tensor.ts";
+import { record, type VjpRule } from "../autograd.ts";
+import { run } from "../dispatch.ts";
+import {
+  BN_PER_THREAD,
+  BN_WG,
+  bnAffineProgram,
+  bnDxProgram,
+  bnEvalStatsProgram,
+  bnFinalizeProgram,
+  bnGradFinalizeProgram,
+  bnGradStatsProgram,
+  bnStatsProgram,
+  bnUniforms,
+} from "../../kernels/batchnorm.ts";
+import { elementwiseGroups } from "../../kernels/elementwise.ts";
+import { foldGrid } from "../../kernels/program.ts";
+
+/** Options of {@link batchNorm2d}. */
+export interface BatchNormOptions {
+  /**
+   * Normalise with the batch's statistics and update the running ones
+   * (default false, as `torch.nn.functional.batch_norm`).
+   */
+  training?: boolean;
+  /**
+   * Weight of the batch statistics in the running update (default 0.1);
+   * `null` for a cumulative average, `1 / numBatchesTracked` (needs
+   * `numBatchesTracked`).
+   */
+  momentum?: number | null;
+  /** Added to the variance before the square root (default 1e-5). */
+  eps?: number;
+  /**
+   * An i32 scalar counter (`num_batches_tracked`) incremented on the GPU in
+   * place by every training-mode call that updates running statistics.
+   */
+  numBatchesTracked?: Tensor | null;
+}
+
+/** Values per part of a per-channel reduction, and the most parts per channel. */
+const PART_MIN = 4096;
+const MAX_PARTS = 64;
+/** Workgroups a per-channel reduction aims for (llvmpipe runs one per core thread at a time). */
+const TARGET_GROUPS = 64;
+
+/** Parts per channel for a reduction of `M` values in each of `C` channels. */
+function partsFor(C: number, M: number): number {
+  const want = Math.ceil(TARGET_GROUPS / Math.max(C, 1));
+  return Math.max(1, Math.min(want, MAX_PARTS, Math.floor(M / PART_MIN)));
+}
+
+function checkChannelTensor(name: string, t: Tensor | null, C: number, x: Tensor): void {
+  if (t === null) return;
+  if (t.dtype !== "f32" || t.ndim !== 1 || t.shape[0] !== C) {
+    throw new RangeError(
+      `batchNorm2d: ${name} must be an f32 [${C}] tensor for input ${
+        fmtShape(x.shape)
+      }, got ${t.dtype} ${fmtShape(t.shape)}`,
+    );
+  }
+}
+
+/**
+ * Batch normalisation of `x [N, C, H, W]` per channel, as
+ * `torch.nn.functional.batch_norm`:
+ * `y = (x − mean) / √(var + eps) · weight + bias`.
+ *
+ * In training mode mean and (biased) variance come from the batch, over N, H
+ * and W, and the running statistics, when given, are updated in place on the
+ * GPU: `running = (1 − momentum)·running + momentum·batch`, using the
+ * *unbiased* batch variance, as PyTorch does. The update is not an op on the
+ * tape: it happens in forward only and backward never sees it. In eval mode
+ * the running statistics are used (and left unchanged).
+ *
+ * @param x `[N, C, H, W]`, f32.
+ * @param weight `[C]` scale, or null for 1.
+ * @param bias `[C]` shift, or null for 0.
+ * @param runningMean `[C]`, updated in training mode; required in eval mode.
+ * @param runningVar `[C]`, likewise.
+ * @param opts Training mode, momentum, eps and the batch counter.
+ * @returns The normalised tensor, shaped like `x`.
+ *
+ * @example
+ * ```ts
+ * import { batchNorm2d, ones, tensor, zeros } from "../../mod.ts";
+ * const x = tensor([1, 3, 5, 7], { shape: [4, 1, 1, 1] });
+ * const rm = zeros([1]), rv = ones([1]);
+ * const y = batchNorm2d(x, null, null, rm, rv, { training: true, eps: 0 });
+ * console.log(await y.toArray()); // ≈ [-1.342, -0.447, 0.447, 1.342]
+ * console.log(await rm.toArray(), await rv.toArray()); // [0.4] [1.5667]
+ * ```
+ */
+export function batchNorm2d(
+  x: Tensor,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  opts: BatchNormOptions = {},
+): Tensor {
+  const training = opts.training ?? false;
+  const eps = opts.eps ?? 1e-5;
+  const momentum = opts.momentum === undefined ? 0.1 : opts.momentum;
+  const counter = opts.numBatchesTracked ?? null;
+  if (x.dtype !== "f32" || x.ndim !== 4) {
+    throw new RangeError(
+      `batchNorm2d: expected an f32 [N, C, H, W] input, got ${x.dtype} ${fmtShape(x.shape)}`,
+    );
+  }
+  const [N, C, H, W] = x.shape;
+  const S = H * W;
+  const M = N * S;
+  checkChannelTensor("weight", weight, C, x);
+  checkChannelTensor("bias", bias, C, x);
+  checkChannelTensor("runningMean", runningMean, C, x);
+  checkChannelTensor("runningVar", runningVar, C, x);
+  if ((runningMean === null) !== (runningVar === null)) {
+    throw new TypeError("batchNorm2d: pass both runningMean and runningVar, or neither");
+  }
+  if (!(eps >= 0)) throw new RangeError(`batchNorm2d: eps must be ≥ 0, got ${eps}`);
+  if (momentum !== null && !(momentum >= 0 && momentum <= 1)) {
+    throw new RangeError(`batchNorm2d: momentum must be in [0, 1] or null, got ${momentum}`);
+  }
+  if (counter && (counter.dtype !== "i32" || counter.size !== 1)) {
+    throw new TypeError(
+      `batchNorm2d: numBatchesTracked must be an i32 scalar, got ${counter.dtype} ${
+        fmtShape(counter.shape)
+      }`,
+    );
+  }
+  const running = runningMean !== null && runningVar !== null;
+  if (!training && !running) {
+    throw new TypeError(
+      `batchNorm2d: eval mode (training: false) needs runningMean and runningVar for input ${
+        fmtShape(x.shape)
+      }`,
+    );
+  }
+  if (training && M <= 1) {
+    throw new RangeError(
+      `batchNorm2d: expected more than 1 value per channel when training, got input ${
+        fmtShape(x.shape)
+      }`,
+    );
+  }
+  const cumulative = training && running && momentum === null;
+  if (cumulative && !counter) {
+    throw new TypeError("batchNorm2d: momentum null (cumulative average) needs numBatchesTracked");
+  }
+
+  const mean = Tensor.empty([C]);
+  const rstd = Tensor.empty([C]);
+  const coef = Tensor.empty([C, 2]);
+  const wb = [...(weight ? [weight.storage] : []), ...(bias ? [bias.storage] : [])];
+  const variant = { weight: weight !== null, bias: bias !== null };
+  if (training) {
+    const P = partsFor(C, M);
+    const chunk = Math.ceil(M / P);
+    const u = bnUniforms({ N, C, S, P, chunk, eps, momentum: momentum ?? 0 });
+    const part = Tensor.empty([C, P, 3]);
+    run(bnStatsProgram(), {
+      inputs: [x.storage],
+      outputs: [part.storage],
+      uniforms: u,
+      workgroups: [P, C, 1],
+      bytes: 4 * x.size,
+      flops: 6 * x.size,
+    });
+    const updates = running
+      ? [runningMean!.storage, runningVar!.storage, ...(counter ? [counter.storage] : [])]
+      : [];
+    run(
+      bnFinalizeProgram({
+        ...variant,
+        running,
+        counter: running && counter !== null,
+        cumulative,
+      }),
+      {
+        inputs: [part.storage, ...wb],
+        outputs: [mean.storage, rstd.storage, coef.storage, ...updates],
+        uniforms: u,
+        workgroups: 1,
+      },
+    );
+    part.dispose();
+  } else {
+    run(bnEvalStatsProgram(variant), {
+      inputs: [runningMean!.storage, runningVar!.storage, ...wb],
+      outputs: [mean.storage, rstd.storage, coef.storage],
+      uniforms: bnUniforms({ N, C, S, P: 1, chunk: 0, eps, momentum: 0 }),
+      workgroups: Math.ceil(C / 64),
+    });
+  }
+  const out = affine(x, coef, N, C, S);
+  coef.dispose();
+
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  record(
+    "batchNorm",
+    { training, weight: weight !== null, bias: bias !== null },
+    inputs,
+    out,
+    (needs) => {
+      const saved = [mean, rstd];
+      if ((needs[0] && training) || (weight && needs[1])) saved.push(x);
+      if (needs[0] && weight) saved.push(weight);
+      return saved;
+    },
+  );
+  mean.dispose();
+  rstd.dispose();
+  return out;
+}
+
+/** Whether the elementwise passes use the per-plane schedule (see kernels/batchnorm.ts). */
+const perPlane = (S: number) => S >= BN_WG;
+
+/** Workgroups of an elementwise pass over `[N, C, S]`. */
+function elementwiseGrid(N: number, C: number, S: number): number | [number, number, number] {
+  if (!perPlane(S)) return elementwiseGroups(N * C * S);
+  const [y, z] = foldGrid(N * C);
+  return [Math.ceil(S / (BN_WG * BN_PER_THREAD)), y, z];
+}
+
+/** `y = x·coef[c, 0] + coef[c, 1]` over `[N, C, S]`. */
+function affine(x: Tensor, coef: Tensor, N: number, C: number, S: number): Tensor {
+  const y = Tensor.empty(x.shape);
+  if (x.size > 0) {
+    run(bnAffineProgram(perPlane(S)), {
+      inputs: [x.storage, coef.storage],
+      outputs: [y.storage],
+      uniforms: bnUniforms({ N, C, S, P: 1, chunk: 0, eps: 0, momentum: 0 }),
+      workgroups: elementwiseGrid(N, C, S),
+      bytes: 8 * x.size,
+      flops: 2 * x.size,
+    });
+  }
+  return y;
+}
+
+/** Backward of batch norm (see kernels/batchnorm.ts for the formulas). */
+export const batchNormVjp: VjpRule<"batchNorm"> = (node, g) => {
+  const { training, weight: hasW, bias: hasB } = node.attrs;
+  const needX = node.needs[0];
+  const needW = hasW && node.needs[1];
+  const needB = hasB && node.needs[hasW ? 2 : 1];
+  const [mean, rstd, ...rest] = node.saved;
+  const x = (needX && training) || needW ? rest.shift()! : null;
+  const w = needX && hasW ? rest.shift()! : null;
+  const [N, C, H, W] = node.inputShapes[0];
+  const S = H * W;
+  const M = N * S;
+  const stats = needW || needB || (needX && training);
+  const P = partsFor(C, M);
+  const chunk = Math.ceil(M / P);
+  const u = bnUniforms({ N, C, S, P, chunk, eps: 0, momentum: 0 });
+  let part: Tensor | null = null;
+  if (stats && M > 0) {
+    part = Tensor.empty([C, P, 2]);
+    run(bnGradStatsProgram(x !== null), {
+      inputs: x ? [g.storage, x.storage, mean.storage] : [g.storage],
+      outputs: [part.storage],
+      uniforms: u,
+      workgroups: [P, C, 1],
+      bytes: 4 * (x ? 2 : 1) * g.size,
+      flops: 3 * g.size,
+    });
+  }
+  const coef = needX ? Tensor.empty([C, training ? 3 : 2]) : null;
+  const dw = needW ? Tensor.empty([C]) : null;
+  const db = needB ? Tensor.empty([C]) : null;
+  const outs = [coef, dw, db].filter((t): t is Tensor => t !== null);
+  run(
+    bnGradFinalizeProgram({
+      training,
+      stats: part !== null,
+      weight: w !== null,
+      dx: needX,
+      dw: needW,
+      db: needB,
+    }),
+    {
+      inputs: [
+        ...(part ? [part.storage] : []),
+        mean.storage,
+        rstd.storage,
+        ...(w ? [w.storage] : []),
+      ],
+      outputs: outs.map((t) => t.storage),
+      uniforms: u,
+      workgroups: Math.ceil(C / 64),
+    },
+  );
+  part?.dispose();
+  let dx: Tensor | null = null;
+  if (coef) {
+    if (!training) dx = affine(g, coef, N, C, S);
+    else {
+      dx = Tensor.empty(node.inputShapes[0]);
+      if (g.size > 0) {
+        run(bnDxProgram(perPlane(S)), {
+          inputs: [g.storage, x!.storage, coef.storage],
+          outputs: [dx.storage],
+          uniforms: u,
+          workgroups: elementwiseGrid(N, C, S),
+          bytes: 12 * g.size,
+          flops: 4 * g.size,
+        });
+      }
+    }
+    coef.dispose();
+  }
+  return [dx, ...(hasW ? [dw] : []), ...(hasB ? [db] : [])];
+};

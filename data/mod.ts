@@ -1,6 +1,8 @@
 /**
- * Image datasets for frost: IDX parsing, Fashion-MNIST / MNIST loaders, a
- * seeded PRNG and a resumable, prefetching batch loader. CPU only.
+ * Image datasets for frost: Fashion-MNIST / MNIST (IDX), CIFAR-10/100
+ * (binary version) and image-folder (ImageNet layout, PNG/JPEG) loaders,
+ * seeded per-sample augmentation, a seeded PRNG and a resumable, prefetching
+ * batch loader. CPU only.
  *
  * @example
  * ```ts
@@ -19,13 +21,12 @@
  */
 
 export { type IdxArray, type IdxData, parseIdx, readIdxFile } from "./idx.ts";
+export type { ImageDataset, ImageSet, LabelArray } from "./image_set.ts";
 export { mixSeed, Rng, type RngState } from "./rng.ts";
 export {
   DEBIAN_FASHION_MNIST_DIR,
   FASHION_MNIST_CLASSES,
   IDX_FILE_NAMES,
-  type ImageDataset,
-  type ImageSet,
   loadFashionMnist,
   loadFashionMnistNpm,
   loadIdxImageDir,
@@ -43,3 +44,49 @@ export {
   FASHION_MNIST_STD,
   type LoaderState,
 } from "./loader.ts";
+export {
+  CIFAR100_COARSE_CLASSES,
+  CIFAR100_FILES,
+  CIFAR100_FINE_CLASSES,
+  CIFAR10_CLASSES,
+  CIFAR10_FILES,
+  type CifarRecordFormat,
+  loadCifar10,
+  loadCifar100,
+  type LoadCifar100Options,
+  type LoadCifar10Options,
+  parseCifarRecords,
+} from "./cifar.ts";
+export {
+  findClasses,
+  IMAGE_EXTENSIONS,
+  type ImageFit,
+  type ImageFolderSplitOptions,
+  loadImageFolder,
+  type LoadImageFolderOptions,
+  loadImageFolderSplit,
+} from "./image_folder.ts";
+export {
+  type DecodedImage,
+  decodeImage,
+  type ImageFormat,
+  imageFormat,
+  toPlanar,
+} from "./decode_image.ts";
+export { type Region, resample, type ResampleMode, type ResampleOptions } from "./resample.ts";
+export {
+  applyAugments,
+  type Augment,
+  augmentRng,
+  channelStats,
+  CIFAR10_MEAN,
+  CIFAR10_STD,
+  type FloatImage,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  normalize,
+  randomCrop,
+  randomHorizontalFlip,
+  resize,
+  type SampleShape,
+} from "./augment.ts";

@@ -134,3 +134,31 @@ export async function writeIdxDataset(
   }
   return { train, test };
 }
+
+/** Pixel `p` of CIFAR record `k` (k counted across all files written together). */
+export function cifarPixel(k: number, p: number): number {
+  return (k * 31 + p * 7) % 256;
+}
+
+/**
+ * Encodes CIFAR binary records: per record its label bytes (`labels[k]`,
+ * 1 for CIFAR-10, `[coarse, fine]` for CIFAR-100) then 3072 pixel bytes
+ * `cifarPixel(first + k, p)`.
+ *
+ * @example
+ * ```ts
+ * import { cifarRecords } from "./helpers.ts";
+ *
+ * console.log(cifarRecords([[3], [4]]).length); // 2 * 3073
+ * ```
+ */
+export function cifarRecords(labels: number[][], first = 0): Uint8Array {
+  const lb = labels[0]?.length ?? 1;
+  const rec = lb + 3072;
+  const out = new Uint8Array(labels.length * rec);
+  labels.forEach((l, k) => {
+    out.set(l, k * rec);
+    for (let p = 0; p < 3072; p++) out[k * rec + lb + p] = cifarPixel(first + k, p);
+  });
+  return out;
+}

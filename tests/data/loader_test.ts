@@ -6,6 +6,16 @@ import {
   FASHION_MNIST_STD,
 } from "../../data/loader.ts";
 import type { ImageSet } from "../../data/fashion_mnist.ts";
+import {
+  applyAugments,
+  augmentRng,
+  CIFAR10_MEAN,
+  CIFAR10_STD,
+  normalize,
+  randomCrop,
+  randomHorizontalFlip,
+  resize,
+} from "../../data/augment.ts";
 
 /** n tiny 2x3 images; image i has pixel p = (i * 6 + p) % 256 and label i % 10. */
 function makeSet(n: number, labels?: Uint8Array): ImageSet {
@@ -211,4 +221,129 @@ Deno.test("BatchLoader gives the same batches with and without prefetch when nev
     new BatchLoader(set, { batchSize: 7, shuffle: true, seed: 8, prefetch: false }),
   );
   assert.deepEqual(a, b);
+});
+
+/** n RGB 4x4 images, pixel values distinct per (image, channel, position). */
+function makeRgbSet(n: number): ImageSet {
+  const per = 3 * 16;
+  return {
+    images: Uint8Array.from({ length: n * per }, (_, i) => (i * 37) % 256),
+    labels: Uint8Array.from({ length: n }, (_, i) => i % 3),
+    n,
+    height: 4,
+    width: 4,
+    channels: 3,
+    classes: ["a", "b", "c"],
+  };
+}
+
+Deno.test("BatchLoader normalises each channel with per-channel mean and std arrays", async () => {
+  const set = makeRgbSet(5);
+  const [b] = await epoch(
+    new BatchLoader(set, { batchSize: 5, mean: CIFAR10_MEAN, std: CIFAR10_STD }),
+  );
+  for (let i = 0; i < 5; i++) {
+    for (let c = 0; c < 3; c++) {
+      for (let p = 0; p < 16; p++) {
+        const k = i * 48 + c * 16 + p;
+        const want = (set.images[k] / 255 - CIFAR10_MEAN[c]) / CIFAR10_STD[c];
+        assert.ok(Math.abs(b.x[k] - want) < 1e-6);
+      }
+    }
+  }
+  // A one-element array means the same as a scalar.
+  const [s] = await epoch(new BatchLoader(set, { batchSize: 5, mean: [0.5], std: 0.25 }));
+  const [t] = await epoch(new BatchLoader(set, { batchSize: 5, mean: 0.5, std: [0.25] }));
+  assert.deepEqual(s.x, t.x);
+  assert.throws(
+    () => new BatchLoader(set, { batchSize: 2, mean: [0.1, 0.2], std: 1 }),
+    /mean has 2 values for 3 channel/,
+  );
+  assert.throws(() => new BatchLoader(set, { batchSize: 2, std: [1, 1, -1] }), /std > 0/);
+});
+
+const cifarRecipe = () => [randomCrop(4, { padding: 1 }), randomHorizontalFlip()];
+
+Deno.test("BatchLoader applies augments per sample with augmentRng(seed, epoch, index), then normalises", async () => {
+  const set = makeRgbSet(9);
+  const augment = [randomCrop(3, { padding: 1 }), randomHorizontalFlip(), resize(6, "nearest")];
+  const loader = new BatchLoader(set, {
+    batchSize: 4,
+    shuffle: true,
+    seed: 11,
+    mean: CIFAR10_MEAN,
+    std: CIFAR10_STD,
+    augment,
+  });
+  assert.deepEqual(loader.sampleShape, [3, 6, 6]);
+  for (let e = 0; e < 2; e++) {
+    for (const b of await epoch(loader)) {
+      assert.equal(b.x.length, b.size * 3 * 36);
+      for (let k = 0; k < b.size; k++) {
+        const i = b.indices[k];
+        const data = Float32Array.from(set.images.subarray(i * 48, (i + 1) * 48), (v) => v / 255);
+        const img = applyAugments(
+          { data, channels: 3, height: 4, width: 4 },
+          augment,
+          augmentRng(11, e, i),
+        );
+        normalize(img, CIFAR10_MEAN, CIFAR10_STD);
+        assert.deepEqual(b.x.subarray(k * 108, (k + 1) * 108), img.data);
+      }
+    }
+  }
+  assert.throws(
+    () => new BatchLoader(set, { batchSize: 2, augment: [randomCrop(9)] }),
+    /augment randomCrop\(9x9, padding 0\): .*does not fit a 4x4 image/,
+  );
+});
+
+Deno.test("BatchLoader augmentation differs between epochs and replays with the same seed", async () => {
+  const set = makeRgbSet(16);
+  const opts = { batchSize: 16, seed: 4, augment: cifarRecipe() };
+  const a = new BatchLoader(set, opts);
+  const [a0] = await epoch(a);
+  const [a1] = await epoch(a);
+  assert.notDeepEqual(a0.x, a1.x);
+  const b = new BatchLoader(set, { ...opts, augment: cifarRecipe() });
+  assert.deepEqual((await epoch(b))[0].x, a0.x);
+  assert.deepEqual((await epoch(b))[0].x, a1.x);
+  const c = new BatchLoader(set, { ...opts, seed: 5 });
+  assert.notDeepEqual((await epoch(c))[0].x, a0.x);
+});
+
+Deno.test("BatchLoader state()/restore() mid-epoch reproduces the same augmented batches", async () => {
+  const set = makeRgbSet(23);
+  const opts = {
+    batchSize: 5,
+    shuffle: true,
+    seed: 123,
+    mean: CIFAR10_MEAN,
+    std: CIFAR10_STD,
+    augment: cifarRecipe(),
+  };
+  const a = new BatchLoader(set, opts);
+  await epoch(a);
+  let saved: ReturnType<BatchLoader["state"]> | undefined;
+  let k = 0;
+  for await (const _ of a.batches()) {
+    if (++k === 2) {
+      saved = JSON.parse(JSON.stringify(a.state()));
+      break;
+    }
+  }
+  assert.deepEqual(saved, { epoch: 1, position: 10, seed: 123 });
+  const restOfA = [...await epoch(a), ...await epoch(a)];
+  // A fresh process: new loader and new augment objects, restored from the checkpoint.
+  const b = new BatchLoader(set, { ...opts, augment: cifarRecipe(), prefetch: false });
+  b.restore(saved!);
+  const restOfB = [...await epoch(b), ...await epoch(b)];
+  assert.equal(restOfB.length, 3 + 5);
+  assert.deepEqual(restOfB.map((x) => [...x.indices]), restOfA.map((x) => [...x.indices]));
+  assert.deepEqual(restOfB.map((x) => x.x), restOfA.map((x) => x.x));
+  assert.deepEqual(restOfB.map((x) => x.y), restOfA.map((x) => x.y));
+});
+
+Deno.test("BatchLoader without augment reports the set's sample shape", () => {
+  assert.deepEqual(new BatchLoader(makeRgbSet(2), { batchSize: 1 }).sampleShape, [3, 4, 4]);
 });

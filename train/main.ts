@@ -14,13 +14,12 @@
 import { parseArgs } from "node:util";
 import { manualSeed, optim } from "../mod.ts";
 import { gpu, initGpu } from "../engine/device.ts";
-import { BatchLoader } from "../data/loader.ts";
-import { loadFashionMnist, loadMnist } from "../data/fashion_mnist.ts";
+import { DATASETS, prepareData } from "./datasets.ts";
 import { DivergedError, train } from "./trainer.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 import { buildModel, modelNames } from "./models.ts";
+import { writeReport } from "./report.ts";
 
-const DATASETS = ["fashion-mnist", "mnist"];
 const OPTIMIZERS = ["sgd", "adamw"];
 const SCHEDULES = ["cosine", "step", "linear", "constant"];
 const FREEZE = ["none"];
@@ -32,7 +31,10 @@ Trains a model and reports its accuracy on held-out test data.
 Options:
   --model NAME          ${modelNames().join(" | ")} (default mlp)
   --dataset NAME        ${DATASETS.join(" | ")} (default fashion-mnist)
-  --data DIR            directory with the dataset's files (IDX: train-images-idx3-ubyte[.gz], ...)
+  --data DIR            directory with the dataset's files (IDX: train-images-idx3-ubyte[.gz], ...;
+                        CIFAR: data_batch_*.bin, test_batch.bin / train.bin, test.bin;
+                        folder: DIR/train/<class>/*.png|jpg and DIR/test/<class>/*)
+  --image-size N        side of the images of --dataset folder (default 64)
   --epochs N            epochs (default 3)
   --batch-size N        samples per step (default 128)
   --lr X                peak learning rate (default 0.05 for sgd, 0.001 for adamw)
@@ -66,6 +68,7 @@ export interface TrainArgs {
   schedule: string;
   warmup: number;
   hidden: number;
+  imageSize: number;
   seed: number;
   freeze: string;
   out?: string;
@@ -131,6 +134,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
         schedule: str,
         warmup: str,
         hidden: str,
+        "image-size": str,
         seed: str,
         freeze: str,
         out: str,
@@ -168,6 +172,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
     schedule: oneOf("schedule", s("schedule"), "cosine", SCHEDULES),
     warmup: num("warmup", s("warmup"), 0, { int: true, min: 0 }),
     hidden: num("hidden", s("hidden"), 256, { int: true, min: 1 }),
+    imageSize: num("image-size", s("image-size"), 64, { int: true, min: 1 }),
     seed: num("seed", s("seed"), 0, { int: true }),
     freeze: oneOf("freeze", freeze, "none", FREEZE),
     out: s("out"),
@@ -231,12 +236,12 @@ async function main(argv: string[]): Promise<number> {
   await initGpu();
   const device = gpu().description;
   console.log(`device: ${device}`);
-  const ds = await (args.dataset === "mnist" ? loadMnist : loadFashionMnist)({ dir: args.data });
+  const { ds, train: trainLoader, test: testLoader } = await prepareData(args);
   console.log(
     `data: ${args.dataset} from ${ds.source} (${ds.train.n} training, ${ds.test.n} held-out test images)`,
   );
   manualSeed(args.seed);
-  const { height, width, channels } = ds.train;
+  const [channels, height, width] = trainLoader.sampleShape;
   const built = buildModel(args.model, {
     channels,
     height,
@@ -252,12 +257,6 @@ async function main(argv: string[]): Promise<number> {
       momentum: args.momentum,
       weightDecay: args.weightDecay,
     });
-  const trainLoader = new BatchLoader(ds.train, {
-    batchSize: args.batchSize,
-    shuffle: true,
-    seed: args.seed,
-  });
-  const testLoader = new BatchLoader(ds.test, { batchSize: 1000 });
   await Deno.mkdir(runDir, { recursive: true });
   if (!resume) {
     await Deno.writeTextFile(
@@ -305,6 +304,7 @@ async function main(argv: string[]): Promise<number> {
     await Deno.writeTextFile(`${runDir}/log.jsonl`, JSON.stringify(summary) + "\n", {
       append: true,
     });
+    console.log(`report: ${await writeReport(runDir)}`);
     console.log(`test accuracy: ${(100 * last.testAccuracy).toFixed(2)}%`);
     return 0;
   } catch (e) {
@@ -317,6 +317,7 @@ async function main(argv: string[]): Promise<number> {
             : "no checkpoint was written yet"
         }. Try a lower --lr.`,
       );
+      await writeReport(runDir).catch(() => {});
       return 1;
     }
     throw e;

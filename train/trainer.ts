@@ -289,7 +289,8 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
           loss: lastLoss,
           lr: o.optimizer.lr,
           samplesPerSecond: (epochAcc.samples / ((performance.now() - t0) / 1000)) || 0,
-          elapsed: (performance.now() - t0) / 1000,
+          // Seconds of training so far in the run (finished epochs plus this one).
+          elapsed: history.reduce((a, h) => a + h.seconds, 0) + (performance.now() - t0) / 1000,
           liveBytes: m.liveBytes,
           peakBytes: m.peakBytes,
           frozenLayers: frozenNames().length,

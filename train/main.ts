@@ -19,10 +19,11 @@ import { DivergedError, train } from "./trainer.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 import { buildModel, modelNames } from "./models.ts";
 import { writeReport } from "./report.ts";
+import { AutoFreeze, LinearFreezing } from "../smartfrz/mod.ts";
 
 const OPTIMIZERS = ["sgd", "adamw"];
 const SCHEDULES = ["cosine", "step", "linear", "constant"];
-const FREEZE = ["none"];
+const FREEZE = ["none", "linear", "autofreeze"];
 
 const HELP = `Usage: deno task train [options]
 
@@ -152,9 +153,10 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
   const s = (k: string) => values[k] as string | undefined;
   const optimizer = oneOf("optimizer", s("optimizer"), "sgd", OPTIMIZERS);
   const freeze = s("freeze") ?? "none";
-  if (["smartfrz", "linear", "autofreeze"].includes(freeze)) {
+  if (freeze === "smartfrz") {
     throw new UsageError(
-      `--freeze ${freeze}: not available yet (the freezing controllers are being built); use --freeze none`,
+      "--freeze smartfrz: the SmartFRZ predictor is not built yet; " +
+        "--freeze linear and --freeze autofreeze (its baselines) are available",
     );
   }
   const args: TrainArgs = {
@@ -287,6 +289,19 @@ async function main(argv: string[]): Promise<number> {
       sampleShape: built.sampleShape,
       epochs: args.epochs,
       lrAt: schedule(args, args.epochs * trainLoader.batchesPerEpoch),
+      hooks: args.freeze === "linear"
+        ? [
+          new LinearFreezing(built.units, {
+            totalSteps: args.epochs * trainLoader.batchesPerEpoch,
+          }),
+        ]
+        : args.freeze === "autofreeze"
+        ? [
+          new AutoFreeze(built.units, {
+            interval: Math.max(1, Math.floor(trainLoader.batchesPerEpoch / 4)),
+          }),
+        ]
+        : [],
       logEvery: args.logEvery,
       evalEvery: args.evalEvery,
       runDir,

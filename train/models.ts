@@ -6,6 +6,7 @@
  */
 
 import { nn, type Tensor } from "../mod.ts";
+import type { FreezeUnit } from "../smartfrz/units.ts";
 
 /** What a model constructor is told about the data. */
 export interface DataShape {
@@ -33,6 +34,8 @@ export interface BuiltModel {
   sampleShape: number[];
   /** A one-line description. */
   description: string;
+  /** Freezable blocks, front to back (the classifier head excluded). */
+  units: FreezeUnit[];
 }
 
 type Builder = (d: DataShape, a: ModelArgs) => BuiltModel;
@@ -40,12 +43,14 @@ type Builder = (d: DataShape, a: ModelArgs) => BuiltModel;
 const BUILDERS: Record<string, Builder> = {
   mlp: (d, a) => {
     const inputs = d.channels * d.height * d.width;
-    const model = new nn.Sequential(
-      new nn.Linear(inputs, a.hidden),
-      new nn.ReLU(),
-      new nn.Linear(a.hidden, d.classes),
-    );
-    return { model, sampleShape: [inputs], description: `mlp ${inputs}-${a.hidden}-${d.classes}` };
+    const hidden = new nn.Linear(inputs, a.hidden);
+    const model = new nn.Sequential(hidden, new nn.ReLU(), new nn.Linear(a.hidden, d.classes));
+    return {
+      model,
+      sampleShape: [inputs],
+      description: `mlp ${inputs}-${a.hidden}-${d.classes}`,
+      units: [{ name: "0", modules: [hidden] }],
+    };
   },
 };
 

@@ -109,6 +109,8 @@ export interface StepContext {
 
 /** Callbacks at step and epoch boundaries. */
 export interface TrainerHook {
+  /** After backward, before the optimizer uses the gradients (synchronous: record GPU work only). */
+  afterBackward?(ctx: { step: number; epoch: number }): void;
   /** After each optimisation step. */
   onStepEnd?(ctx: StepContext): void | Promise<void>;
   /** After each epoch's evaluation. */
@@ -117,6 +119,10 @@ export interface TrainerHook {
   frozen?(): string[];
   /** Restores frozen() from a checkpoint. */
   restoreFrozen?(names: string[]): void;
+  /** Any other state the hook needs after a resume (JSON-serialisable). */
+  state?(): unknown;
+  /** Restores state(). */
+  restoreState?(s: unknown): void;
 }
 
 /** Trainer settings. */
@@ -196,6 +202,8 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
     setRngState(s.rng);
     o.train.restore?.(s.loader);
     for (const h of hooks) h.restoreFrozen?.(s.frozen);
+    const hs = (s as TrainState & { hooks?: unknown[] }).hooks ?? [];
+    hooks.forEach((h, i) => h.restoreState?.(hs[i]));
     step = s.step;
     history = s.history as EpochResult[];
     const extra = s as TrainState & { epochAcc?: typeof epochAcc; window?: typeof window };
@@ -207,7 +215,11 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
   const checkpoint = async (epochDone: number) => {
     if (!o.runDir || !o.train.state) return;
     await assertFinite(o.model.parameters(), step);
-    const state: TrainState & { epochAcc: typeof epochAcc; window: typeof window } = {
+    const state: TrainState & {
+      epochAcc: typeof epochAcc;
+      window: typeof window;
+      hooks: unknown[];
+    } = {
       epoch: epochDone,
       step,
       loader: o.train.state(),
@@ -220,6 +232,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
       history,
       epochAcc,
       window,
+      hooks: hooks.map((h) => h.state?.() ?? null),
     };
     const sd = o.optimizer.stateDict();
     await saveCheckpoint(o.runDir, o.model.stateDict(), sd, state);
@@ -257,6 +270,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
         const y = tensor(batch.y, { shape: [batch.size], dtype: "i32" });
         const l = crossEntropy(o.model.forward(x), y);
         l.backward();
+        for (const h of hooks) h.afterBackward?.({ step: step + 1, epoch });
         o.optimizer.step();
         o.optimizer.zeroGrad();
         return l.detach();

@@ -1,0 +1,115 @@
+/**
+ * AutoFreeze (Liu et al., 2021, "AutoFreeze: Automatically Freezing Model
+ * Blocks to Accelerate Fine-tuning"), a baseline of the SmartFRZ paper: every
+ * `interval` steps, the gradient norm of each active unit is compared with its
+ * value at the previous evaluation; a unit whose relative change
+ * |‖g‖ₜ − ‖g‖ₜ₋₁| / ‖g‖ₜ₋₁ falls below the `percentile`-th percentile of the
+ * active units' changes is considered converged, and the leading run of
+ * converged units is frozen (front to back, never skipping a unit).
+ *
+ * The norms are computed on the GPU right after backward and read back only
+ * at the evaluation steps.
+ *
+ * @module
+ */
+
+import { add, keep, mul, noGrad, sqrt, sum, type Tensor, zeros } from "../mod.ts";
+import type { StepContext, TrainerHook } from "../train/trainer.ts";
+import { type FreezeUnit, FrozenPrefix } from "./units.ts";
+
+/** Options of {@link AutoFreeze}. */
+export interface AutoFreezeOptions {
+  /** Steps between evaluations (default 100). */
+  interval?: number;
+  /** Percentile of the change rates under which a unit counts as converged (default 50). */
+  percentile?: number;
+}
+
+/**
+ * The AutoFreeze controller, as a trainer hook.
+ *
+ * @example
+ * ```ts ignore
+ * const hook = new AutoFreeze(units, { interval: 200 });
+ * await train({ ..., hooks: [hook] });
+ * ```
+ */
+export class AutoFreeze extends FrozenPrefix implements TrainerHook {
+  readonly #interval: number;
+  readonly #percentile: number;
+  #previous: number[] | null = null;
+
+  /**
+   * @param units The model's units, front to back.
+   * @param o Interval and threshold.
+   */
+  constructor(units: FreezeUnit[], o: AutoFreezeOptions = {}) {
+    super(units);
+    this.#interval = o.interval ?? 100;
+    this.#percentile = o.percentile ?? 50;
+  }
+
+  /** Norms of the active units' gradients, as one GPU vector (or null when not an evaluation step). */
+  #norms: Tensor[] | null = null;
+
+  /** Called by the trainer after backward, before the optimizer consumes the gradients. */
+  afterBackward(ctx: { step: number }): void {
+    if (ctx.step % this.#interval !== 0) return;
+    this.#norms = noGrad(() =>
+      this.units.slice(this.count).map((u) => {
+        let s = zeros([]);
+        for (const m of u.modules) {
+          for (const p of m.parameters()) {
+            if (!p.grad) continue;
+            const next = add(s, sum(mul(p.grad, p.grad)));
+            s.dispose();
+            s = next;
+          }
+        }
+        const n = keep(sqrt(s));
+        s.dispose();
+        return n;
+      })
+    );
+  }
+
+  /** Reads the norms at evaluation steps and freezes the converged prefix. */
+  async onStepEnd(ctx: StepContext): Promise<void> {
+    if (!this.#norms) return;
+    const norms = await Promise.all(this.#norms.map((t) => t.item()));
+    for (const t of this.#norms) t.dispose();
+    this.#norms = null;
+    const prev = this.#previous;
+    this.#previous = norms;
+    if (!prev || prev.length !== norms.length) return;
+    const rates = norms.map((n, i) => Math.abs(n - prev[i]) / Math.max(prev[i], 1e-12));
+    const sorted = [...rates].sort((a, b) => a - b);
+    const threshold =
+      sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * this.#percentile / 100))];
+    let k = 0;
+    // The last unit before the head stays trainable, as does anything behind a unit still changing.
+    while (k < rates.length - 1 && rates[k] < threshold) k++;
+    for (let i = 0; i < k; i++) {
+      const u = this.freezeNext()!;
+      ctx.log({
+        type: "freeze",
+        step: ctx.step,
+        epoch: ctx.epoch,
+        layer: u.name,
+        index: this.count,
+        method: "autofreeze",
+      });
+    }
+    if (k > 0) this.#previous = norms.slice(k);
+  }
+
+  /** Controller state for checkpoints. */
+  state(): unknown {
+    return { previous: this.#previous };
+  }
+
+  /** Restores state(). */
+  restoreState(s: unknown): void {
+    this.#previous = (s as { previous: number[] | null })?.previous ?? null;
+  }
+}

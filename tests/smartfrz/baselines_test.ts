@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { manualSeed, nn, optim, type Tensor } from "../../mod.ts";
+import { BatchLoader } from "../../data/loader.ts";
+import type { ImageSet } from "../../data/image_set.ts";
+import { train } from "../../train/trainer.ts";
+import { AutoFreeze, LinearFreezing } from "../../smartfrz/mod.ts";
+
+/** A separable toy set: class c brightens pixel band c. */
+function toy(n: number, seed: number): ImageSet {
+  const images = new Uint8Array(n * 64);
+  const labels = new Uint8Array(n);
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    labels[i] = i % 4;
+    for (let p = 0; p < 64; p++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      images[i * 64 + p] = Math.floor(p / 16) === i % 4 ? 180 + (s >>> 27) : s >>> 27;
+    }
+  }
+  return { images, labels, n, height: 8, width: 8, channels: 1, classes: ["a", "b", "c", "d"] };
+}
+
+function deepMlp() {
+  const l0 = new nn.Linear(64, 32);
+  const l1 = new nn.Linear(32, 32);
+  const l2 = new nn.Linear(32, 32);
+  const model = new nn.Sequential(
+    l0,
+    new nn.ReLU(),
+    l1,
+    new nn.ReLU(),
+    l2,
+    new nn.ReLU(),
+    new nn.Linear(32, 4),
+  );
+  const units = [{ name: "0", modules: [l0] }, { name: "2", modules: [l1] }, {
+    name: "4",
+    modules: [l2],
+  }];
+  return { model, units };
+}
+
+async function run(hook: LinearFreezing | AutoFreeze, model: nn.Sequential, epochs: number) {
+  const trainSet = new BatchLoader(toy(256, 1), {
+    batchSize: 32,
+    shuffle: true,
+    seed: 3,
+    mean: 0,
+    std: 255,
+  });
+  const testSet = new BatchLoader(toy(64, 2), { batchSize: 64, mean: 0, std: 255 });
+  const opt = new optim.SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
+  const frozenSnapshots: Float32Array[] = [];
+  const results = await train({
+    model,
+    optimizer: opt,
+    train: trainSet,
+    test: testSet,
+    sampleShape: [64],
+    epochs,
+    logEvery: 1,
+    progress: false,
+    print: () => {},
+    hooks: [hook, {
+      // Snapshots of the first weight on the two steps after it froze.
+      onStepEnd: async () => {
+        if (hook.count > 0 && frozenSnapshots.length < 2) {
+          frozenSnapshots.push((await (model.parameters()[0] as Tensor).toArray()) as Float32Array);
+        }
+      },
+    }],
+  });
+  opt.dispose();
+  return { results, frozenSnapshots };
+}
+
+Deno.test("linear freezing freezes units front to back on schedule, and frozen weights stop changing", async () => {
+  manualSeed(1);
+  const { model, units } = deepMlp();
+  const hook = new LinearFreezing(units, { totalSteps: 24, start: 0.5 });
+  const { results, frozenSnapshots } = await run(hook, model, 3); // 8 steps per epoch
+  // t_i = 0.5 + 0.5·i/3 of 24 steps: units freeze at steps 12, 16 and 20.
+  assert.deepEqual(hook.frozen(), ["0", "2", "4"]);
+  assert.equal(results.at(-1)!.frozenLayers, 3);
+  assert.deepEqual(Array.from(frozenSnapshots[0]), Array.from(frozenSnapshots[1]));
+  for (const p of units[0].modules[0].parameters()) {
+    assert.equal(p.requiresGrad, false);
+    assert.equal(p.grad, null);
+  }
+  model.dispose();
+});
+
+Deno.test("AutoFreeze freezes a leading run of units and keeps the last one trainable", async () => {
+  manualSeed(2);
+  const { model, units } = deepMlp();
+  const hook = new AutoFreeze(units, { interval: 2, percentile: 100 });
+  await run(hook, model, 2);
+  // With the 100th percentile every rate but the largest is "converged": the front units
+  // freeze, never the last one.
+  assert.ok(hook.count >= 1 && hook.count <= 2, `frozen ${hook.frozen()}`);
+  assert.equal(hook.frozen()[0], "0");
+  model.dispose();
+});

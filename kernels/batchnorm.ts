@@ -262,11 +262,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = plane * u.S;
   let s0 = wid.x * ${BN_WG * BN_PER_THREAD}u + lid;`;
 
-/** `y = x·coef[2c] + coef[2c + 1]` (normalisation, and dx in eval mode). */
-export function bnAffineProgram(perPlane: boolean): KernelProgram {
+/**
+ * `y = x·coef[2c] + coef[2c + 1]`: normalisation, and dx in eval mode
+ * (`backward` only renames it, so that the profiler tells the passes apart).
+ */
+export function bnAffineProgram(perPlane: boolean, backward = false): KernelProgram {
   return {
-    name: "batch_norm_apply",
-    key: `bn_affine_${perPlane}`,
+    name: backward ? "batch_norm_backward" : "batch_norm_apply",
+    key: `bn_affine_${perPlane}_${backward}`,
     inputs: 2,
     outputs: 1,
     uniforms: true,

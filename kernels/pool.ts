@@ -78,22 +78,33 @@ fn split3(i: u32, A: u32, B: u32) -> vec3<u32> {
 `;
 
 /**
- * Backward kernels run on 8×8 tiles of the input plane: workgroup
- * `(tile column, tile row, plane − planeBase)`, so an invocation finds its
- * position with shifts instead of the three integer divisions of a linear
- * index (llvmpipe scalarises vector integer division: each costs about as
- * much as a storage load). Dispatches cover at most 65,535 planes each.
+ * Backward kernels run on tiles of 8 columns × 8·{@link POOL_TILE_ROWS} rows
+ * of the input plane: workgroup `(tile column, tile row, plane − planeBase)`,
+ * each invocation one column and every 8th row of its tile. Positions come
+ * from shifts instead of the three integer divisions of a linear index
+ * (llvmpipe scalarises vector integer division), and the rows per invocation
+ * cut the workgroup count 4×: llvmpipe pays per workgroup, and a 1-load
+ * kernel over 16,384 8×8 tiles ran ~2× slower than the elementwise kernels.
+ * Dispatches cover at most 65,535 planes each. The kernel supplies
+ * `fn grad(ih: u32, iw: u32, plane: u32) -> f32`.
  */
 export const POOL_TILE = 8;
+/** Rows each backward invocation handles (see {@link POOL_TILE}). */
+export const POOL_TILE_ROWS = 4;
 
-const TILE_HEAD = /* wgsl */ `
+const TILE_MAIN = /* wgsl */ `
 @compute @workgroup_size(${POOL_TILE * POOL_TILE})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let ih = wid.y * ${POOL_TILE}u + lid / ${POOL_TILE}u;
   let iw = wid.x * ${POOL_TILE}u + lid % ${POOL_TILE}u;
-  if (ih >= u.H || iw >= u.W) { return; }
+  if (iw >= u.W) { return; }
   let plane = wid.z + u.planeBase;
-  let i = (plane * u.H + ih) * u.W + iw;`;
+  let h0 = wid.y * ${POOL_TILE * POOL_TILE_ROWS}u + lid / ${POOL_TILE}u;
+  for (var r = 0u; r < ${POOL_TILE_ROWS}u; r++) {
+    let ih = h0 + r * ${POOL_TILE}u;
+    if (ih >= u.H) { break; }
+    dx[(plane * u.H + ih) * u.W + iw] = grad(ih, iw, plane);
+  }
+}`;
 
 /**
  * `[lo, hi)`: the outputs whose undilated window (size k, stride s, padding
@@ -176,12 +187,32 @@ ${HEAD}
 /**
  * Max pooling backward: `dx[p, ih, iw]` sums `g` over the windows whose argmax
  * is there; without dilation the candidate windows come from {@link OUT_RANGE},
- * else from each window offset.
+ * with it from each window offset (a separate pipeline, not a branch:
+ * llvmpipe would run both sides).
  */
-export function maxPoolBackwardProgram(): KernelProgram {
+export function maxPoolBackwardProgram(dilated: boolean): KernelProgram {
+  const loops = dilated
+    ? `for (var kh = 0u; kh < u.kH; kh++) {
+    let oh = windowOf(ih, kh, u.sH, u.pH, u.dH, u.OH);
+    if (oh < 0) { continue; }
+    for (var kw = 0u; kw < u.kW; kw++) {
+      let ow = windowOf(iw, kw, u.sW, u.pW, u.dW, u.OW);
+      if (ow < 0) { continue; }
+      let o = base + u32(oh) * u.OW + u32(ow);
+      if (idx[o] == me) { acc += g[o]; }
+    }
+  }`
+    : `let rh = outRange(ih, u.kH, u.sH, u.pH, u.OH);
+  let rw = outRange(iw, u.kW, u.sW, u.pW, u.OW);
+  for (var oh = rh.x; oh < rh.y; oh++) {
+    for (var ow = rw.x; ow < rw.y; ow++) {
+      let o = base + oh * u.OW + ow;
+      if (idx[o] == me) { acc += g[o]; }
+    }
+  }`;
   return {
     name: "max_pool2d_backward",
-    key: "max_pool2d_bwd",
+    key: `max_pool2d_bwd_${dilated}`,
     inputs: 2,
     outputs: 1,
     uniforms: true,
@@ -193,33 +224,14 @@ ${OUT_RANGE}
 @group(0) @binding(1) var<storage, read> idx: array<i32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<uniform> u: U;
-${TILE_HEAD}
+fn grad(ih: u32, iw: u32, plane: u32) -> f32 {
   let me = i32(ih * u.W + iw);
   let base = plane * u.OH * u.OW;
   var acc = 0.0;
-  if (u.dH == 1u && u.dW == 1u) {
-    let rh = outRange(ih, u.kH, u.sH, u.pH, u.OH);
-    let rw = outRange(iw, u.kW, u.sW, u.pW, u.OW);
-    for (var oh = rh.x; oh < rh.y; oh++) {
-      for (var ow = rw.x; ow < rw.y; ow++) {
-        let o = base + oh * u.OW + ow;
-        if (idx[o] == me) { acc += g[o]; }
-      }
-    }
-  } else {
-    for (var kh = 0u; kh < u.kH; kh++) {
-      let oh = windowOf(ih, kh, u.sH, u.pH, u.dH, u.OH);
-      if (oh < 0) { continue; }
-      for (var kw = 0u; kw < u.kW; kw++) {
-        let ow = windowOf(iw, kw, u.sW, u.pW, u.dW, u.OW);
-        if (ow < 0) { continue; }
-        let o = base + u32(oh) * u.OW + u32(ow);
-        if (idx[o] == me) { acc += g[o]; }
-      }
-    }
-  }
-  dx[i] = acc;
-}`,
+  ${loops}
+  return acc;
+}
+${TILE_MAIN}`,
   };
 }
 
@@ -313,7 +325,7 @@ ${OUT_RANGE}
 @group(0) @binding(1) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(2) var<uniform> u: U;
 ${AVG_WINDOW}
-${TILE_HEAD}
+fn grad(ih: u32, iw: u32, plane: u32) -> f32 {
   let base = plane * u.OH * u.OW;
   let rh = outRange(ih, u.kH, u.sH, u.pH, u.OH);
   let rw = outRange(iw, u.kW, u.sW, u.pW, u.OW);
@@ -323,8 +335,9 @@ ${TILE_HEAD}
       acc += g[base + oh * u.OW + ow] / avgWindow(oh, ow).div;
     }
   }
-  dx[i] = acc;
-}`,
+  return acc;
+}
+${TILE_MAIN}`,
   };
 }
 
@@ -368,28 +381,12 @@ ${HEAD}
 /**
  * Adaptive average pooling backward. The outputs whose range holds input `i`
  * are `[⌊i·o/n⌋, ⌈(i+1)·o/n⌉)` (the same formula with the roles swapped);
- * each candidate is still checked against its own range.
+ * each candidate is still checked against its own range. `global` (a 1×1
+ * output, the usual classifier head) is a separate pipeline rather than a
+ * branch: llvmpipe runs both sides of a branch it cannot prove uniform.
  */
-export function adaptiveAvgPoolBackwardProgram(): KernelProgram {
-  return {
-    name: "adaptive_avg_pool2d_backward",
-    key: "adaptive_avg_pool2d_bwd",
-    inputs: 1,
-    outputs: 1,
-    uniforms: true,
-    wgsl: () =>
-      `${U}
-${ADAPTIVE}
-@group(0) @binding(0) var<storage, read> g: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-${TILE_HEAD}
-  // Global pooling (the usual classifier head): one window, no range arithmetic.
-  if (u.OH == 1u && u.OW == 1u) {
-    dx[i] = g[plane] / f32(u.H * u.W);
-    return;
-  }
-  let base = plane * u.OH * u.OW;
+export function adaptiveAvgPoolBackwardProgram(global: boolean): KernelProgram {
+  const body = global ? "return g[plane] / f32(u.H * u.W);" : `let base = plane * u.OH * u.OW;
   let ow0 = aStart(iw, u.OW, u.W);
   let ow1 = aEnd(iw, u.OW, u.W);
   var acc = 0.0;
@@ -404,7 +401,22 @@ ${TILE_HEAD}
       acc += g[base + oh * u.OW + ow] / f32((h1 - h0) * (w1 - w0));
     }
   }
-  dx[i] = acc;
-}`,
+  return acc;`;
+  return {
+    name: "adaptive_avg_pool2d_backward",
+    key: `adaptive_avg_pool2d_bwd_${global}`,
+    inputs: 1,
+    outputs: 1,
+    uniforms: true,
+    wgsl: () =>
+      `${U}
+${ADAPTIVE}
+@group(0) @binding(0) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+fn grad(ih: u32, iw: u32, plane: u32) -> f32 {
+  ${body}
+}
+${TILE_MAIN}`,
   };
 }

@@ -9,9 +9,26 @@
  * gather: each input element sums the gradients of the windows that picked
  * it, so results do not depend on scheduling (see kernels/pool.ts).
  *
- * Measured on llvmpipe (2 cores, Mesa 22.3), `[16, 64, 32, 32]` f32
- * (1M elements), `deno task profile pool --n 16 --c 64 --h 32 --w 32`:
- * see {@link POOL_TIMINGS}.
+ * Measured on llvmpipe (2 cores, Mesa 22.3) for `x [16, 64, 32, 32]` (1M
+ * f32), GPU timestamps, best of 12 (`deno task profile pool --op max|avg|
+ * adaptive [--k 3 --stride 2 --pad 1] --backward`), in ms, forward / backward
+ * (backward = dx incl. any zero fill); a relu over the same tensor takes
+ * 8.0 / 12.1:
+ *
+ * | op                          | forward | backward |
+ * | --------------------------- | ------- | -------- |
+ * | maxPool2d k2 s2 (scatter)   | 7.1     | 6.4      |
+ * | maxPool2d k3 s2 p1 (gather) | 15.0    | 35.3     |
+ * | avgPool2d k2 s2             | 8.5     | 24.4     |
+ * | avgPool2d k3 s2 p1          | 14.3    | 32.1     |
+ * | adaptiveAvgPool2d → 7×7     | 7.7     | 40.8     |
+ * | adaptiveAvgPool2d → 1×1     | 4.7     | 8.7      |
+ *
+ * The gather backwards cost one invocation per input with a few scalarised
+ * integer divisions each; the first version (linear index, one division and
+ * modulo per window offset) took 48 / 62 ms for max k2 / k3 and 42 / 61 ms
+ * for avg, and a runtime branch for global pooling instead of a separate
+ * pipeline 24 ms (llvmpipe runs both sides of a non-uniform-looking branch).
  *
  * @module
  */
@@ -28,6 +45,7 @@ import {
   maxPoolForwardProgram,
   maxPoolScatterProgram,
   POOL_TILE,
+  POOL_TILE_ROWS,
   POOL_UNIFORMS,
   POOL_WG,
 } from "../../kernels/pool.ts";
@@ -187,7 +205,7 @@ function launch(
   });
 }
 
-/** A backward pass over input planes: 8×8 tiles, at most 65,535 planes per dispatch. */
+/** A backward pass over input planes, in tiles (see kernels/pool.ts), ≤ 65,535 planes per dispatch. */
 function launchTiled(
   program: KernelProgram,
   inputs: Tensor[],
@@ -207,7 +225,7 @@ function launchTiled(
       inputs: inputs.map((t) => t.storage),
       outputs: [out.storage],
       uniforms: uu,
-      workgroups: [Math.ceil(W / POOL_TILE), Math.ceil(H / POOL_TILE), n],
+      workgroups: [Math.ceil(W / POOL_TILE), Math.ceil(H / (POOL_TILE * POOL_TILE_ROWS)), n],
       bytes: 4 * (n * H * W + (reads * n) / planes),
       flops: (reads * n) / planes,
     });
@@ -306,7 +324,8 @@ export const maxPool2dVjp: VjpRule<"maxPool2d"> = (node, grad) => {
     return [dx];
   }
   const dx = Tensor.empty([N, C, H, W]);
-  launchTiled(maxPoolBackwardProgram(), [grad, idx], dx, u, 2 * dx.size * k[0] * k[1]);
+  const dilated = d[0] > 1 || d[1] > 1;
+  launchTiled(maxPoolBackwardProgram(dilated), [grad, idx], dx, u, 2 * dx.size * k[0] * k[1]);
   return [dx];
 };
 
@@ -426,6 +445,12 @@ export const adaptiveAvgPool2dVjp: VjpRule<"adaptiveAvgPool2d"> = (node, grad) =
   const [, , OH, OW] = grad.shape;
   const dx = Tensor.empty([N, C, H, W]);
   const n = N * C * H * W;
-  launchTiled(adaptiveAvgPoolBackwardProgram(), [grad], dx, uniforms(n, H, W, OH, OW, null), n);
+  launchTiled(
+    adaptiveAvgPoolBackwardProgram(OH === 1 && OW === 1),
+    [grad],
+    dx,
+    uniforms(n, H, W, OH, OW, null),
+    n,
+  );
   return [dx];
 };

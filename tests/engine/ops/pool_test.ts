@@ -183,8 +183,9 @@ Deno.test("maxPool2d() matches the float64 reference (values and argmax) for eve
 
 Deno.test("maxPool2d() gradients match central differences (padding, dilation, overlaps or not)", async () => {
   const r = new Rng(2);
-  // Overlapping windows take the gather kernel, disjoint ones (1, 7) the scatter kernel.
-  for (const i of [1, 3, 4, 6, 7]) {
+  // Overlapping windows take the gather kernel, disjoint ones (1, 7) the scatter kernel;
+  // 33 rows span two backward tiles.
+  for (const i of [1, 3, 4, 6, 7, 9]) {
     const [shape, o] = MAX_CASES[i];
     await gradcheck(`maxPool2d [${shape}] ${JSON.stringify(o)}`, {
       inputs: [r.nonzero(shape)],
@@ -257,7 +258,7 @@ Deno.test("avgPool2d() matches the float64 reference (padding, ceil mode, diviso
 
 Deno.test("avgPool2d() gradients match central differences", async () => {
   const r = new Rng(4);
-  for (const [shape, o] of [AVG_CASES[1], AVG_CASES[4], AVG_CASES[6]]) {
+  for (const [shape, o] of [AVG_CASES[1], AVG_CASES[4], AVG_CASES[6], AVG_CASES[7]]) {
     await gradcheck(`avgPool2d [${shape}] ${JSON.stringify(o)}`, {
       inputs: [r.nonzero(shape)],
       gpu: (x) => avgPool2d(x, avgOpts(o)),
@@ -297,7 +298,7 @@ Deno.test("adaptiveAvgPool2d() matches the float64 reference when shrinking, gro
 
 Deno.test("adaptiveAvgPool2d() gradients match central differences", async () => {
   const r = new Rng(6);
-  for (const [shape, [oh, ow]] of [ADAPTIVE_CASES[0], ADAPTIVE_CASES[2]]) {
+  for (const [shape, [oh, ow]] of [ADAPTIVE_CASES[0], ADAPTIVE_CASES[2], ADAPTIVE_CASES[4]]) {
     await gradcheck(`adaptiveAvgPool2d [${shape}] -> ${oh}x${ow}`, {
       inputs: [r.nonzero(shape)],
       gpu: (x) => adaptiveAvgPool2d(x, [oh, ow]),

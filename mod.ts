@@ -29,3 +29,4 @@ await initGpu().catch(() => {
 });
 
 export * from "./engine/mod.ts";
+export * as models from "./models/mod.ts";

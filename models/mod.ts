@@ -57,3 +57,7 @@ export {
   mobilenetV2,
   type MobileNetV2Options,
 } from "./mobilenet_v2.ts";
+
+// torchvision's snake_case names, so code ported from PyTorch reads the same.
+export { vgg11Bn as vgg11_bn } from "./vgg.ts";
+export { mobilenetV2 as mobilenet_v2 } from "./mobilenet_v2.ts";

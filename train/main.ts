@@ -45,6 +45,7 @@ Options:
   --schedule NAME       ${SCHEDULES.join(" | ")} (default cosine)
   --warmup N            linear warm-up steps before the schedule (default 0)
   --hidden N            hidden units of the MLP (default 256)
+  --width N             channels of a ResNet's first stage (default 64; smaller trains faster)
   --seed N              random seed for weights and data order (default 0)
   --freeze METHOD       ${FREEZE.join(" | ")} (default none)
   --out DIR             run directory (default runs/<model>-<dataset>-<time>)
@@ -70,6 +71,7 @@ export interface TrainArgs {
   warmup: number;
   hidden: number;
   imageSize: number;
+  width: number;
   seed: number;
   freeze: string;
   out?: string;
@@ -136,6 +138,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
         warmup: str,
         hidden: str,
         "image-size": str,
+        width: str,
         seed: str,
         freeze: str,
         out: str,
@@ -175,6 +178,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
     warmup: num("warmup", s("warmup"), 0, { int: true, min: 0 }),
     hidden: num("hidden", s("hidden"), 256, { int: true, min: 1 }),
     imageSize: num("image-size", s("image-size"), 64, { int: true, min: 1 }),
+    width: num("width", s("width"), 64, { int: true, min: 1 }),
     seed: num("seed", s("seed"), 0, { int: true }),
     freeze: oneOf("freeze", freeze, "none", FREEZE),
     out: s("out"),

@@ -5,56 +5,64 @@
  *
  * Why textures and no im2col buffer: on llvmpipe a storage-buffer load costs
  * ~30 cycles per float and a texel fetch ~35 per 4 floats (kernels/matmul.ts),
- * so every kernel that does arithmetic reads textures. An im2col operand would
- * be written and re-read kh·kw times larger than the image (9× for 3×3), at a
- * storage load per float: for the benchmark below that is 4.7 M floats, about
- * as long as the whole product. Instead the image is packed once (zero
- * padding and, for the data gradient, zero insertion included) into a texture
- * whose texels hold 4 consecutive channels of one pixel, and the GEMM kernel
- * fetches patch texels from it directly.
+ * so every kernel that does arithmetic reads textures. An im2col operand is
+ * kh·kw times the image (9× for 3×3) written and read again, at a storage
+ * load per float; through the engine's ops (pad, 9 slices, concat, then the
+ * texture matmul) it took 2,072 ms at the benchmark size against 73 ms for
+ * this module in the same run. Instead each image is packed once (zero
+ * padding included) into a texture whose texels hold 4 consecutive channels
+ * of one pixel, and the GEMM kernels fetch patch texels from it directly.
  *
  * Layouts. Image texture ({@link convPackImageProgram}): one layer per image,
  * channel texel `c4 = group·⌈Cg/4⌉ + q` (channels of a group padded to a
  * multiple of 4 with zeros) stored as a `Wt × Ht` tile at tile position
  * `(c4 mod cx, c4 div cx)`, so that wide channel counts fit the 2-D texture
- * limit; tile texel `(tx, ty)` holds source pixel `((ty − loY)/upsY, (tx −
- * loX)/upsX)` when that is an integer inside the image, zero elsewhere (so
- * the padding and, with ups > 1, the zeros inserted between the pixels of a
- * strided conv's output gradient are read like any other texel, with no
- * bounds test in the GEMM loop). Weight texture ({@link convPackWeightProgram}):
- * one layer per tap `ky·kw + kx`, row `4q + j` = input channel, column
- * `group·⌈Jg/4⌉ + o4` = texel of 4 output channels.
+ * limit; tile texel `(tx, ty)` holds source pixel `(ty − loY, tx − loX)`, zero
+ * outside the image, so padding is read like any other texel and the GEMM
+ * loop has no bounds test. Weight texture ({@link convPackWeightProgram}): one
+ * layer per tap, row `4q + j` = input channel, column `group·⌈Jg/4⌉ + o4` =
+ * texel of 4 output channels.
  *
  * Forward ({@link convGemmProgram}): `Y[p, o] = Σ_{tap, c} X[p ⊕ tap, c] ·
  * W[tap, c, o]` with rows p = output pixels (all images of a chunk), each
  * invocation owning {@link GEMM_TP} pixels (strided by the workgroup width, so
- * the 8 lanes of a fetch read neighbouring pixels) × {@link GEMM_NT} texels of
- * output channels: per 4 input channels, 16 image and 16 weight texels feed
- * 256 vec4 multiply-adds, the matmul kernel's ratio. Data gradient: the same
- * kernel on the output gradient, zero-inserted by the stride and padded by
- * `(k−1)·d − pad`, with the weights flipped and in/out swapped by the packing
- * (a transposed convolution). Weight gradient ({@link convWgradProgram}):
- * `dW[tap, c, o] = Σ_p X[p ⊕ tap, c] · G[p, o]`, each invocation an outer
- * product tile of 16 channels × 16 outputs over a strided share of the pixels,
- * the 8 lanes of a workgroup summed through workgroup memory, and the pixels
- * split over more workgroups (partial sums, then a reduction) when the tiles
- * are too few to occupy the cores. Depthwise (one input and one output channel
- * per group): {@link convDepthwiseProgram} and {@link convDepthwiseWgradProgram}
- * work on 4 channels per texel with vec4 products.
+ * the 8 lanes of a fetch read neighbouring pixels) × 4 or 8 texels of output
+ * channels: per 4 input channels, 16 image and 16 (32) weight texels feed 256
+ * (512) vec4 multiply-adds, the matmul kernel's ratio or better.
+ * Data gradient: a transposed convolution of the output gradient, split into
+ * the stride's sub-pixel phases: input rows `r, r + s, ...` receive only the
+ * taps k with `(r + pad − k·d) mod s = 0`, which makes each phase a stride-1
+ * convolution of the gradient itself (no zeros inserted) with those taps
+ * reversed and in/out channels swapped (both done by the weight packing),
+ * stored with stride s. Zero insertion did s² times the work: at stride 2
+ * the data gradient took 50-61 ms, 32-35 ms by phases.
+ * Weight gradient ({@link convWgradProgram}): `dW[tap, c, o] = Σ_p X[p ⊕ tap,
+ * c] · G[p, o]`, each invocation an outer-product tile of 16 or 32 input ×
+ * 16 output channels over a strided share of the pixels, the 8 lanes of a
+ * workgroup summed through workgroup memory, and the pixels split over more
+ * workgroups (partial sums, then a reduction) when the tiles are too few to
+ * occupy the cores. Depthwise (one input and one output channel per group):
+ * {@link convDepthwiseProgram} and {@link convDepthwiseWgradProgram} work on 4
+ * channels per texel with vec4 products.
  *
- * Measured on `llvmpipe (LLVM 15.0.6, 256 bits)`, 2 cores shared with other
- * jobs (so ±30%), at the benchmark size: batch 8, 64→64 channels, 3×3, pad 1,
- * 32×32, 0.60 GFLOP per pass (tfjs-webgpu's forward: ~830 ms on this machine).
- * Forward, GPU timestamps (`deno task profile conv2d`): GEMM kernel 34-36 ms
- * (17 GFLOP/s, the matmul's rate), image packing 8.5 ms, weight packing
- * 0.07 ms; 44-57 ms wall clock. Forward + backward (data and weight
- * gradients), wall clock: 150-210 ms; the weight-gradient kernel alone 48 ms
- * (12.4 GFLOP/s).
- * GEMM tile (pixels × output channels per invocation, workgroup), forward
- * kernel, best of interleaved runs: 16×16 wg 8×1 31-35 ms, 16×16 wg 8×2
- * 37-64, 16×16 wg 16×1 52-54, 8×16 43-45, 12×16 35-50, 24×16 32-40, 32×16 41,
- * 16×8 44, 8×32 33-53, 16×32 27-36, 20×32 31: 16×16 (the matmul's tile, the
- * best at 16 output channels as well as at 64).
+ * Measured on `llvmpipe (LLVM 15.0.6, 256 bits)`, 2 cores, at the benchmark
+ * size: batch 8, 64→64 channels, 3×3, pad 1, 32×32, 0.60 GFLOP per pass
+ * (tfjs-webgpu's forward: ~830 ms on this machine). The cores were 80-95%
+ * busy with other jobs throughout, so the figures are the minimum (median) of
+ * 8 interleaved runs of 5, wall clock to the end of the GPU work: forward
+ * 53 ms (66), data gradient 47 (63), weight gradient 71 (90); forward +
+ * backward 179 (222). In a quieter hour the forward took 44 ms; its GPU
+ * timestamps then: GEMM 27-36 ms (17-22 GFLOP/s), image packing 8.5 ms.
+ * Stride 2: forward 26-31 ms, data gradient 32-35, weight gradient 30-35.
+ * Depthwise (groups 64): forward 27 ms (packing 7.8, kernel 7.4 on the GPU),
+ * data gradient 25-27, weight gradient 28-30.
+ * Tiles (input/output channels and pixels per invocation), best of interleaved
+ * runs. Forward, pixels × outputs: 16×16 31-35 ms, 16×16 with workgroup 8×2
+ * 37-64, 16×16 with workgroup 16×1 52-54, 8×16 43-45, 12×16 35-50, 24×16
+ * 32-40, 32×16 41, 16×8 44, 8×32 33-53, 16×32 27-36, 20×32 31; at 16 outputs
+ * 16×16 38 ms against 45 for 16×32: 16×32 where a group has ≥ 32 outputs.
+ * Weight gradient, inputs × outputs: 16×16 73-93 ms, 32×16 51-65, 16×32
+ * 67-86, 8×16 81, 16×8 78, 32×8 74: 32×16 where a group has > 16 inputs.
  *
  * @module
  */
@@ -63,16 +71,22 @@ import type { KernelProgram } from "./program.ts";
 
 /** Output pixels per invocation of the GEMM kernel. */
 export const GEMM_TP = 16;
-/** Texels of 4 output channels per invocation of the GEMM kernel. */
-export const GEMM_NT = 4;
+/**
+ * Texels of 4 output channels per invocation of the GEMM kernel: the narrow
+ * variant (16 channels), and the wide one (32) for groups of ≥ 32 outputs.
+ */
+export type GemmWidth = 4 | 8;
 /** Workgroup width (along pixels) of the GEMM and depthwise kernels. */
 export const GEMM_WGX = 8;
 /** Workgroup height (along output-channel texels) of the GEMM kernel. */
 export const GEMM_WGY = 1;
 /** Output pixels per invocation of the depthwise kernel. */
 export const DW_TP = 8;
-/** Input-channel texels per invocation of the weight-gradient kernel. */
-export const WG_CT = 4;
+/**
+ * Input-channel texels per invocation of the weight-gradient kernel: 4 (16
+ * channels), or 8 (32) for groups of more than 16 inputs.
+ */
+export type WgradDepth = 4 | 8;
 /** Output-channel texels per invocation of the weight-gradient kernel. */
 export const WG_OT = 4;
 /** Lanes of a weight-gradient workgroup (they split the pixels). */
@@ -92,7 +106,7 @@ const XYZW = ["x", "y", "z", "w"];
 /**
  * Packs images `X[n0 + n]` (NCHW, `C = G·Cg` channels of `H × W`) into the
  * image-texture layout described in the module comment. Uniforms (u32 unless
- * noted): `C, H, W, Cg, Cg4, CT4, Wt, Ht, cx, loY (i32), loX (i32), upsY, upsX,
+ * noted): `C, H, W, Cg, Cg4, CT4, Wt, Ht, cx, loY (i32), loX (i32), 0, 0,
  * off, texW, texH`, `off` being the element offset of image `n0`. Grid:
  * `[⌈texW/8⌉, ⌈texH/8⌉, images]`.
  */
@@ -106,7 +120,7 @@ export function convPackImageProgram(pass: ConvPass): KernelProgram {
     bindings: ["storage", "storage-texture"],
     wgsl: () => /* wgsl */ `
 struct U { C: u32, H: u32, W: u32, Cg: u32, Cg4: u32, CT4: u32, Wt: u32, Ht: u32,
-  cx: u32, loY: i32, loX: i32, upsY: u32, upsX: u32, off: u32, texW: u32, texH: u32 }
+  cx: u32, loY: i32, loX: i32, p0: u32, p1: u32, off: u32, texW: u32, texH: u32 }
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var T: texture_storage_2d_array<rgba32float, write>;
 @group(0) @binding(2) var<uniform> u: U;
@@ -121,10 +135,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let q = c4 - grp * u.Cg4;
   let sy = i32(gid.y - tileY * u.Ht) - u.loY;
   let sx = i32(gid.x - tileX * u.Wt) - u.loX;
-  let iy = u32(max(sy, 0)) / u.upsY;
-  let ix = u32(max(sx, 0)) / u.upsX;
-  let inside = sy >= 0 && sx >= 0 && u32(sy) == iy * u.upsY && u32(sx) == ix * u.upsX &&
-    iy < u.H && ix < u.W;
+  let iy = u32(max(sy, 0));
+  let ix = u32(max(sx, 0));
+  let inside = sy >= 0 && sx >= 0 && iy < u.H && ix < u.W;
   // Branch-free: clamp the reads, then zero what lies outside the image or the group.
   let pix = u.off + gid.z * u.C * u.H * u.W + min(iy, u.H - 1u) * u.W + min(ix, u.W - 1u);
   let c0 = q * 4u;
@@ -144,9 +157,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * = tap, row = input channel of the pass (`Ig` per group, rows padded to
  * `4·Ig4`), column = texel of 4 output channels of the pass (`Jg` per group,
  * `Jg4` texels). With `swap`, the pass's input channels are W's outputs and
- * its outputs W's inputs (a transposed convolution); with `flip`, tap t reads
- * W's tap `taps − 1 − t` (the kernel rotated by 180°). Uniforms: `Ig, Jg,
- * Jg4, rows, taps, swap, flip, Og, Cg, cols`. Grid `[⌈cols/8⌉, ⌈rows/8⌉, taps]`.
+ * its outputs W's inputs (a transposed convolution). Layer `t = ty·Jx + tx`
+ * holds W's tap `(kyA + kyB·ty, kxA + kxB·tx)` (B = −1 rotates the kernel,
+ * B = ±s picks the taps of one sub-pixel phase). Uniforms: `Ig, Jg, Jg4,
+ * rows, taps, swap, Og, Cg, cols, kw, taps of W, Jx, kyA, kyB, kxA, kxB`
+ * (the last four i32). Grid `[⌈cols/8⌉, ⌈rows/8⌉, taps]`.
  */
 export function convPackWeightProgram(): KernelProgram {
   return {
@@ -157,8 +172,8 @@ export function convPackWeightProgram(): KernelProgram {
     uniforms: true,
     bindings: ["storage", "storage-texture"],
     wgsl: () => /* wgsl */ `
-struct U { Ig: u32, Jg: u32, Jg4: u32, rows: u32, taps: u32, swap: u32, flip: u32, Og: u32,
-  Cg: u32, cols: u32, p0: u32, p1: u32 }
+struct U { Ig: u32, Jg: u32, Jg4: u32, rows: u32, taps: u32, swap: u32, Og: u32, Cg: u32,
+  cols: u32, kw: u32, wtaps: u32, Jx: u32, kyA: i32, kyB: i32, kxA: i32, kxB: i32 }
 @group(0) @binding(0) var<storage, read> Wsrc: array<f32>;
 @group(0) @binding(1) var T: texture_storage_2d_array<rgba32float, write>;
 @group(0) @binding(2) var<uniform> u: U;
@@ -168,7 +183,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let grp = gid.x / u.Jg4;
   let j0 = (gid.x - grp * u.Jg4) * 4u;
   let i = gid.y;
-  let tap = select(gid.z, u.taps - 1u - gid.z, u.flip != 0u);
+  let ty = gid.z / u.Jx;
+  let ky = u32(u.kyA + u.kyB * i32(ty));
+  let kx = u32(u.kxA + u.kxB * i32(gid.z - ty * u.Jx));
+  let tap = ky * u.kw + kx;
   var v = vec4<f32>(0.0);
   if (i < u.Ig) {
     for (var k = 0u; k < 4u; k++) {
@@ -177,7 +195,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         // Source element W[o, c, tap] with o = grp·Og + (pass output or input) and c the other.
         let o = grp * u.Og + select(j, i, u.swap != 0u);
         let c = select(i, j, u.swap != 0u);
-        v[k] = Wsrc[(o * u.Cg + c) * u.taps + tap];
+        v[k] = Wsrc[(o * u.Cg + c) * u.wtaps + tap];
       }
     }
   }
@@ -202,26 +220,33 @@ function pixelRows(tp: number, wgx: number): string[] {
 const GEMM_UNIFORMS = /* wgsl */ `
 struct U { P: u32, OHW: u32, OW: u32, sy: u32, sx: u32, dy: u32, dx: u32, kw: u32,
   taps: u32, Cg4: u32, Og: u32, Og4: u32, O: u32, Wt: u32, Ht: u32, cx: u32,
-  outOff: u32, sN: u32, hasBias: u32, p0: u32 }`;
+  outOff: u32, sN: u32, hasBias: u32, CS: u32, Wf: u32, o0: u32, osy: u32, osx: u32 }
+fn outPixel(r: u32) -> u32 {
+  let my = r / u.OW;
+  return u.o0 + my * u.osy * u.Wf + (r - my * u.OW) * u.osx;
+}`;
 
 /**
- * The implicit-GEMM convolution kernel (forward, and data gradient on a
- * zero-inserted gradient image). Inputs: image texture, weight texture, bias
- * (`hasBias` = 0 binds any buffer). Uniforms: `P` (pixels of the chunk),
- * `OHW, OW, sy, sx, dy, dx, kw, taps, Cg4` (input texels per group), `Og, Og4`
- * (outputs per group), `O, Wt, Ht, cx, outOff, sN` (= O·OHW), `hasBias`.
- * Grid `[⌈P/(8·TP)⌉, ⌈Og4/(NT·WGY)⌉, groups]`.
+ * The implicit-GEMM convolution kernel (forward, and each sub-pixel phase of
+ * the data gradient) with `nt` texels of output channels per invocation.
+ * Inputs: image texture, weight texture, bias (`hasBias` = 0 binds any
+ * buffer). Uniforms: `P` (pixels of the chunk), `OHW, OW` (output grid), `sy,
+ * sx, dy, dx, kw` (taps per row), `taps, Cg4` (input texels per group), `Og,
+ * Og4` (outputs per group), `O, Wt, Ht, cx, outOff, sN` (image stride),
+ * `hasBias, CS` (channel stride), `Wf, o0, osy, osx`: grid pixel (m, m') is
+ * stored at `o0 + m·osy·Wf + m'·osx` of its channel. Grid `[⌈P/(8·TP)⌉,
+ * ⌈Og4/(nt·WGY)⌉, groups]`.
  */
-export function convGemmProgram(pass: ConvPass): KernelProgram {
+export function convGemmProgram(pass: ConvPass, nt: GemmWidth): KernelProgram {
   const rows = range(GEMM_TP);
-  const cols = range(GEMM_NT);
+  const cols = range(nt);
   const L: string[] = [];
   L.push(`let g = wid.z;`);
-  L.push(`let o4 = (wid.y * ${GEMM_WGY}u + lid.y) * ${GEMM_NT}u;`);
+  L.push(`let o4 = (wid.y * ${GEMM_WGY}u + lid.y) * ${nt}u;`);
   L.push(`if (o4 >= u.Og4) { return; }`);
   L.push(...pixelRows(GEMM_TP, GEMM_WGX));
   // Output texels beyond the group are clamped to valid ones and never stored.
-  for (const t of cols) L.push(`let c${t} = g * u.Og4 + min(o4 + ${t}u, u.Og4 - 1u);`);
+  for (const t of cols) L.push(`let col${t} = g * u.Og4 + min(o4 + ${t}u, u.Og4 - 1u);`);
   for (const i of rows) {
     L.push(cols.map((t) => `var acc${i}_${t} = vec4<f32>(0.0);`).join(" "));
   }
@@ -229,13 +254,13 @@ export function convGemmProgram(pass: ConvPass): KernelProgram {
   L.push(`  let ky = tap / u.kw;`);
   L.push(`  let d = vec2<u32>((tap - ky * u.kw) * u.dx, ky * u.dy);`);
   L.push(`  for (var q = 0u; q < u.Cg4; q++) {`);
-  L.push(`    let c4 = g * u.Cg4 + q;`);
-  L.push(`    let cy = c4 / u.cx;`);
-  L.push(`    let off = d + vec2<u32>((c4 - cy * u.cx) * u.Wt, cy * u.Ht);`);
+  L.push(`    let ci = g * u.Cg4 + q;`);
+  L.push(`    let cy = ci / u.cx;`);
+  L.push(`    let off = d + vec2<u32>((ci - cy * u.cx) * u.Wt, cy * u.Ht);`);
   L.push(`    let k = q * 4u;`);
   for (const t of cols) {
     for (const j of range(4)) {
-      L.push(`    let w${t}_${j} = textureLoad(Wk, vec2<u32>(c${t}, k + ${j}u), tap, 0);`);
+      L.push(`    let w${t}_${j} = textureLoad(Wk, vec2<u32>(col${t}, k + ${j}u), tap, 0);`);
     }
   }
   for (const i of rows) {
@@ -263,7 +288,7 @@ export function convGemmProgram(pass: ConvPass): KernelProgram {
   L.push(`  let p = pBase + i * ${GEMM_WGX}u;`);
   L.push(`  if (p < u.P) {`);
   L.push(`    let n = p / u.OHW;`);
-  L.push(`    let base = u.outOff + n * u.sN + g * u.Og * u.OHW + (p - n * u.OHW);`);
+  L.push(`    let base = u.outOff + n * u.sN + g * u.Og * u.CS + outPixel(p - n * u.OHW);`);
   for (const t of cols) L.push(`    store4(base, (o4 + ${t}u) * 4u, acc0_${t} + bv${t});`);
   L.push(`  }`);
   for (const i of rows.slice(0, -1)) {
@@ -272,7 +297,7 @@ export function convGemmProgram(pass: ConvPass): KernelProgram {
   L.push(`}`);
   return {
     name: `conv2d_${pass}`,
-    key: `conv2d_gemm_${GEMM_TP}x${GEMM_NT}_${GEMM_WGX}x${GEMM_WGY}`,
+    key: `conv2d_gemm_${GEMM_TP}x${4 * nt}_${GEMM_WGX}x${GEMM_WGY}`,
     inputs: 3,
     outputs: 1,
     uniforms: true,
@@ -285,10 +310,10 @@ export function convGemmProgram(pass: ConvPass): KernelProgram {
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(4) var<uniform> u: U;
 fn store4(base: u32, o: u32, v: vec4<f32>) {
-  if (o < u.Og) { Y[base + o * u.OHW] = v.x; }
-  if (o + 1u < u.Og) { Y[base + (o + 1u) * u.OHW] = v.y; }
-  if (o + 2u < u.Og) { Y[base + (o + 2u) * u.OHW] = v.z; }
-  if (o + 3u < u.Og) { Y[base + (o + 3u) * u.OHW] = v.w; }
+  if (o < u.Og) { Y[base + o * u.CS] = v.x; }
+  if (o + 1u < u.Og) { Y[base + (o + 1u) * u.CS] = v.y; }
+  if (o + 2u < u.Og) { Y[base + (o + 2u) * u.CS] = v.z; }
+  if (o + 3u < u.Og) { Y[base + (o + 3u) * u.CS] = v.w; }
 }
 @compute @workgroup_size(${GEMM_WGX}, ${GEMM_WGY})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -327,7 +352,7 @@ export function convDepthwiseProgram(pass: ConvPass): KernelProgram {
   L.push(`  let p = pBase + i * ${GEMM_WGX}u;`);
   L.push(`  if (p < u.P) {`);
   L.push(`    let n = p / u.OHW;`);
-  L.push(`    store4(u.outOff + n * u.sN + (p - n * u.OHW), c4 * 4u, acc0 + bv);`);
+  L.push(`    store4(u.outOff + n * u.sN + outPixel(p - n * u.OHW), c4 * 4u, acc0 + bv);`);
   L.push(`  }`);
   L.push(`  ${rows.slice(0, -1).map((i) => `acc${i} = acc${i + 1};`).join(" ")}`);
   L.push(`}`);
@@ -346,10 +371,10 @@ export function convDepthwiseProgram(pass: ConvPass): KernelProgram {
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(4) var<uniform> u: U;
 fn store4(base: u32, o: u32, v: vec4<f32>) {
-  if (o < u.Og) { Y[base + o * u.OHW] = v.x; }
-  if (o + 1u < u.Og) { Y[base + (o + 1u) * u.OHW] = v.y; }
-  if (o + 2u < u.Og) { Y[base + (o + 2u) * u.OHW] = v.z; }
-  if (o + 3u < u.Og) { Y[base + (o + 3u) * u.OHW] = v.w; }
+  if (o < u.Og) { Y[base + o * u.CS] = v.x; }
+  if (o + 1u < u.Og) { Y[base + (o + 1u) * u.CS] = v.y; }
+  if (o + 2u < u.Og) { Y[base + (o + 2u) * u.CS] = v.z; }
+  if (o + 3u < u.Og) { Y[base + (o + 3u) * u.CS] = v.w; }
 }
 @compute @workgroup_size(${GEMM_WGX}, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -393,10 +418,10 @@ function pixelLoop(body: string[]): string[] {
  * (`Wg × Hg` tiles, `cxg` per row). Output: `dW` partial sums, split `sp` at
  * `outOff + sp·dWsize`. Grid `[⌈Cg4/CT⌉·tilesO, taps, groups·S]`.
  */
-export function convWgradProgram(): KernelProgram {
-  const cts = range(WG_CT);
+export function convWgradProgram(ct: WgradDepth): KernelProgram {
+  const cts = range(ct);
   const ots = range(WG_OT);
-  const nacc = WG_CT * 4 * WG_OT;
+  const nacc = ct * 4 * WG_OT;
   const per = nacc / WG_LANES;
   const L: string[] = [];
   L.push(`let ct = wid.x / u.tilesO;`);
@@ -409,7 +434,7 @@ export function convWgradProgram(): KernelProgram {
   // Tiles beyond the group are clamped (computed, never stored): no early return before the barrier.
   for (const s of cts) {
     L.push(
-      `let xc${s} = g * u.Cg4 + min(ct * ${WG_CT}u + ${s}u, u.Cg4 - 1u); let xcy${s} = xc${s} / u.cx; ` +
+      `let xc${s} = g * u.Cg4 + min(ct * ${ct}u + ${s}u, u.Cg4 - 1u); let xcy${s} = xc${s} / u.cx; ` +
         `let xo${s} = vec2<u32>((xc${s} - xcy${s} * u.cx) * u.Wt + kx * u.dx, xcy${s} * u.Ht + ky * u.dy);`,
     );
   }
@@ -450,7 +475,7 @@ export function convWgradProgram(): KernelProgram {
   L.push(`  var v = vec4<f32>(0.0);`);
   L.push(`  for (var l = 0u; l < ${WG_LANES}u; l++) { v += red[l * ${nacc}u + m]; }`);
   L.push(`  let row = m / ${WG_OT}u;`);
-  L.push(`  let c = ct * ${WG_CT * 4}u + row;`);
+  L.push(`  let c = ct * ${ct * 4}u + row;`);
   L.push(`  let o = (ot * ${WG_OT}u + m - row * ${WG_OT}u) * 4u;`);
   L.push(`  if (c < u.Cg) {`);
   L.push(`    let at = u.outOff + sp * u.dWsize + ((g * u.Og + o) * u.Cg + c) * u.taps + tap;`);
@@ -462,7 +487,7 @@ export function convWgradProgram(): KernelProgram {
   L.push(`}`);
   return {
     name: "conv2d_bwd_weight",
-    key: `conv2d_wgrad_${WG_CT}x${WG_OT}x${WG_LANES}`,
+    key: `conv2d_wgrad_${ct}x${WG_OT}x${WG_LANES}`,
     inputs: 2,
     outputs: 1,
     uniforms: true,

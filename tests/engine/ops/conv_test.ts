@@ -3,14 +3,21 @@ import {
   conv2d,
   type Conv2dOptions,
   emptyCache,
+  full,
+  manualSeed,
   memoryStats,
   nn,
+  randn,
   type Tensor,
   tensor,
   zeros,
 } from "../../../mod.ts";
 import { setConvChunkBytes } from "../../../engine/ops/conv.ts";
-import { type DispatchObserver, setDispatchObserver } from "../../../engine/dispatch.ts";
+import {
+  type DispatchObserver,
+  readBuffer,
+  setDispatchObserver,
+} from "../../../engine/dispatch.ts";
 import { assertClose, type Ref, ref, Rng } from "../../helpers/reference.ts";
 import { conv2dGradRef, conv2dRef, type Conv2dRefOptions } from "../../helpers/conv_reference.ts";
 import { checkOp, download, poison, upload } from "../../helpers/gpu.ts";
@@ -49,11 +56,21 @@ const CASES: Case[] = [
   { x: [1, 3, 7, 7], w: [6, 1, 3, 3], opts: { groups: 3, padding: 1 } },
   { x: [2, 9, 5, 6], w: [17, 9, 1, 1], opts: {} },
   { x: [2, 33, 4, 5], w: [7, 33, 1, 3], opts: { padding: [0, 1] }, bias: true },
+  { x: [1, 6, 5, 4], w: [70, 3, 3, 3], opts: { groups: 2, padding: 1 }, bias: true },
   { x: [1, 2, 6, 7], w: [3, 2, 4, 4], opts: { padding: "same" } },
   { x: [1, 2, 6, 7], w: [3, 2, 2, 3], opts: { padding: "valid" }, bias: true },
   { x: [2, 3, 5, 5], w: [4, 3, 5, 5], opts: {} },
   { x: [1, 3, 4, 4], w: [2, 3, 3, 3], opts: { stride: 3, padding: 1 } },
   { x: [1, 2, 3, 3], w: [2, 2, 2, 2], opts: { padding: 3 } },
+  // Data-gradient phases without taps, with a common factor of stride and dilation, and rows
+  // fewer than the stride.
+  { x: [2, 3, 7, 8], w: [4, 3, 1, 1], opts: { stride: 2 }, bias: true },
+  {
+    x: [1, 2, 10, 9],
+    w: [3, 2, 3, 2],
+    opts: { stride: [2, 3], dilation: [2, 1], padding: [2, 0] },
+  },
+  { x: [1, 2, 1, 5], w: [2, 2, 1, 3], opts: { stride: 2, padding: [0, 1] } },
 ];
 
 /** The reference's padding for the engine's options ("same" resolved as PyTorch does). */
@@ -411,4 +428,40 @@ Deno.test("nn.Conv2d loads a PyTorch state dict and gives PyTorch's output", asy
   const y = conv.forward(upload(asRef(c.x)));
   assertClose(await y.toArray(), asRef(c.out), { rtol: 1e-4, atol: 1e-4 });
   conv.dispose();
+});
+
+Deno.test("conv2d() binds image ranges of tensors above one storage binding's limit", async () => {
+  // y and its gradient: 2 images of 16·1025² floats (67,240,000 bytes each, not a multiple of the
+  // 256-byte binding alignment), 134,480,000 bytes in all: above llvmpipe's 134,217,728-byte
+  // binding limit. The forward writes y by image ranges, the data gradient packs dy by ranges
+  // (the packing code is shared by every pass).
+  const [N, C, O, S] = [2, 4, 16, 1025];
+  manualSeed(11);
+  const x = randn([N, C, S, S]);
+  x.requiresGrad = true;
+  const wv = Array.from({ length: O * C }, (_, i) => ((i * 7) % 5) - 2);
+  const bv = Array.from({ length: O }, (_, o) => o / 4);
+  const w = tensor(wv, { shape: [O, C, 1, 1] });
+  const y = conv2d(x, w, { bias: tensor(bv) });
+  const at = async (t: Tensor, i: number) =>
+    new Float32Array(await readBuffer(t.storage, 4 * i, 4))[0];
+  // Pixels of the second image, whose outputs straddle the binding limit.
+  for (const pix of [0, 654321, S * S - 1]) {
+    const xs = [];
+    for (let c = 0; c < C; c++) xs.push(await at(x, (C + c) * S * S + pix));
+    for (const o of [0, 5, 15]) {
+      const want = bv[o] + xs.reduce((s, v, c) => s + v * wv[o * C + c], 0);
+      const got = await at(y, (O + o) * S * S + pix);
+      assert.ok(Math.abs(got - want) < 1e-5, `y[1, ${o}, pixel ${pix}] ${got} vs ${want}`);
+    }
+  }
+  // (Not y.sum().backward(): sum's backward expands through a copy that is one binding.)
+  const ones = full(y.shape, 1);
+  y.backward(ones);
+  const colSums = [0, 1, 2, 3].map((c) => bv.reduce((s, _, o) => s + wv[o * C + c], 0));
+  for (const i of [0, (C + 2) * S * S + 777, N * C * S * S - 1]) {
+    const c = Math.floor(i / (S * S)) % C;
+    assert.equal(await at(x.grad!, i), colSums[c], `dx[${i}]`);
+  }
+  for (const t of [x, w, y, ones, x.grad!]) t.dispose();
 });

@@ -87,36 +87,41 @@ export function conv2d(x: Tensor, weight: Tensor, opts: Conv2dOptions = {}): Ten
     });
   } else {
     out = Tensor.empty([N, O, OH, OW], "f32");
-    convPass(
-      {
-        N,
-        G,
-        Ig: Cg,
-        Jg: O / G,
-        H,
-        W,
-        OH,
-        OW,
-        kh,
-        kw,
-        sy,
-        sx,
-        dy,
-        dx,
-        ty: { J: kh, A: 0, B: 1 },
-        tx: { J: kw, A: 0, B: 1 },
-        loY: pt,
-        loX: pl,
-        swap: false,
-        Og: O / G,
-        Cg,
-        out: { CS: OH * OW, Wf: OW, sN: O * OH * OW, o0: 0, osy: 1, osx: 1 },
-      },
-      x.storage,
-      weight.storage,
-      bias?.storage ?? null,
-      out.storage,
-    );
+    try {
+      convPass(
+        {
+          N,
+          G,
+          Ig: Cg,
+          Jg: O / G,
+          H,
+          W,
+          OH,
+          OW,
+          kh,
+          kw,
+          sy,
+          sx,
+          dy,
+          dx,
+          ty: { J: kh, A: 0, B: 1 },
+          tx: { J: kw, A: 0, B: 1 },
+          loY: pt,
+          loX: pl,
+          swap: false,
+          Og: O / G,
+          Cg,
+          out: { CS: OH * OW, Wf: OW, sN: O * OH * OW, o0: 0, osy: 1, osx: 1 },
+        },
+        x.storage,
+        weight.storage,
+        bias?.storage ?? null,
+        out.storage,
+      );
+    } catch (e) {
+      out.dispose();
+      throw e;
+    }
   }
   record(
     "conv2d",
@@ -378,10 +383,11 @@ function packWeight(w: Storage, p: Pass, depthwise: boolean): Scratch {
   const Jg4 = Math.ceil(Jg / 4);
   const rows = 4 * Math.ceil(Ig / 4);
   const cols = G * Jg4;
-  const dim = gpu().limits.maxTextureDimension2D;
-  if (cols > dim || rows > dim) {
+  const { maxTextureDimension2D: dim, maxTextureArrayLayers } = gpu().limits;
+  if (cols > dim || rows > dim || taps > maxTextureArrayLayers) {
     throw new RangeError(
-      `conv2d: a weight of ${G * Jg} × ${Ig} channels exceeds the texture limit`,
+      `conv2d: a ${p.kh}×${p.kw} kernel of ${G * Jg} × ${Ig} channels exceeds this adapter's ` +
+        `texture limits (${dim} texels a side, ${maxTextureArrayLayers} layers)`,
     );
   }
   const t = scratchTexture("w", cols, rows, taps);
@@ -629,19 +635,16 @@ export function conv2dBackwardWeight(
   const tiles = depthwise ? Math.ceil(G / 4) : Math.ceil(Cg4 / ct) * tilesO * taps * G;
   const splitsOf = (P: number) =>
     Math.max(1, Math.min(Math.ceil(WGRAD_MIN_GROUPS / tiles), Math.ceil(P / WGRAD_MIN_PIXELS)));
-  const chunks: { n0: number; nb: number; S: number; slot: number }[] = [];
-  let slots = 0;
-  for (let n0 = 0; n0 < N; n0 += nbMax) {
-    const nb = Math.min(nbMax, N - n0);
-    const S = splitsOf(nb * OHW);
-    chunks.push({ n0, nb, S, slot: slots });
-    slots += S;
-  }
-  const partial = Tensor.empty(slots === 1 ? wShape : [slots, dWsize], "f32");
+  // One chunk, one split: the kernel writes dW. Otherwise each chunk's splits are summed and
+  // the chunks accumulated, so the partial sums never outgrow one chunk.
+  let total: Tensor | null = null;
   const pass: ConvPass = "bwd_weight";
   const xp = { G: depthwise ? 1 : G, Cg: depthwise ? G : Cg, H, W, pass };
   const gp = { G: depthwise ? 1 : G, Cg: depthwise ? G : Og, H: OH, W: OW, pass };
-  for (const { n0, nb, S, slot } of chunks) {
+  for (let n0 = 0; n0 < N; n0 += nbMax) {
+    const nb = Math.min(nbMax, N - n0);
+    const S = splitsOf(nb * OHW);
+    const partial = Tensor.empty(S === 1 && nb === N ? wShape : [S, dWsize], "f32");
     packImage(x.storage, xt.view, xl, n0, nb, { ...xp, loY: a.padding[0], loX: a.padding[2] });
     packImage(g.storage, gt.view, gl, n0, nb, { ...gp, loY: 0, loX: 0 });
     const P = nb * OHW;
@@ -670,7 +673,7 @@ export function conv2dBackwardWeight(
       tilesO,
       S,
       pps,
-      slot * dWsize,
+      0,
       dWsize,
       0,
       0,
@@ -694,12 +697,20 @@ export function conv2dBackwardWeight(
         workgroups: [Math.ceil(Cg4 / ct) * tilesO, taps, G * S],
       });
     }
+    if (S === 1 && nb === N) return partial;
+    const chunkSum = S === 1 ? partial : sum(partial, 0);
+    if (chunkSum !== partial) partial.dispose();
+    if (total) {
+      const t = add(total, chunkSum);
+      total.dispose();
+      chunkSum.dispose();
+      total = t;
+    } else {
+      total = chunkSum;
+    }
   }
-  if (slots === 1) return partial;
-  const total = sum(partial, 0);
-  partial.dispose();
-  const dw = reshape(total, wShape);
-  total.dispose();
+  const dw = reshape(total!, wShape);
+  total!.dispose();
   return dw;
 }
 

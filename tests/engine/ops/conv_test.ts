@@ -13,6 +13,7 @@ import {
   zeros,
 } from "../../../mod.ts";
 import { setConvChunkBytes } from "../../../engine/ops/conv.ts";
+import { gpu } from "../../../engine/device.ts";
 import {
   type DispatchObserver,
   readBuffer,
@@ -252,6 +253,12 @@ Deno.test("conv2d() reports mismatched shapes and options, naming conv2d and the
       /conv2d: .*expected f32 operands, got i32 and f32/,
     ],
   ];
+  // A kernel with more taps than a texture has layers.
+  const k = Math.ceil(Math.sqrt(gpu().limits.maxTextureArrayLayers + 1));
+  cases.push([
+    () => conv2d(zeros([1, 1, k, k]), zeros([1, 1, k, k])),
+    new RegExp(`conv2d: a ${k}×${k} kernel .* exceeds this adapter's texture limits`),
+  ]);
   for (const [f, re] of cases) assert.throws(f, re);
   // The same kernel fits once padded.
   assert.deepEqual(conv2d(zeros([1, 1, 2, 2]), zeros([1, 1, 3, 3]), { padding: 1 }).shape, [

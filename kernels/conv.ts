@@ -47,12 +47,14 @@
  *
  * Measured on `llvmpipe (LLVM 15.0.6, 256 bits)`, 2 cores, at the benchmark
  * size: batch 8, 64→64 channels, 3×3, pad 1, 32×32, 0.60 GFLOP per pass
- * (tfjs-webgpu's forward: ~830 ms on this machine). The cores were 80-95%
- * busy with other jobs throughout, so the figures are the minimum (median) of
- * 8 interleaved runs of 5, wall clock to the end of the GPU work: forward
- * 53 ms (66), data gradient 47 (63), weight gradient 71 (90); forward +
- * backward 179 (222). In a quieter hour the forward took 44 ms; its GPU
- * timestamps then: GEMM 27-36 ms (17-22 GFLOP/s), image packing 8.5 ms.
+ * (tfjs-webgpu's forward: ~830 ms on this machine), wall clock to the end of
+ * the GPU work, best of 7. The cores were shared with other jobs throughout
+ * (load 1.3 at best, 3-6 mostly). At load 1.3: forward 49-52 ms (GPU
+ * timestamps: GEMM 32 ms, 19 GFLOP/s; image packing 7.3 ms; weight packing
+ * 0.06 ms), data gradient 51-55, weight gradient 59-79; forward + backward
+ * through `backward()` 124-148 ms. At load 3-4, minimum (median) of 8
+ * interleaved runs: forward 53 ms (66), data gradient 47 (63), weight
+ * gradient 71 (90).
  * Stride 2: forward 26-31 ms, data gradient 32-35, weight gradient 30-35.
  * Depthwise (groups 64): forward 27 ms (packing 7.8, kernel 7.4 on the GPU),
  * data gradient 25-27, weight gradient 28-30.

@@ -147,7 +147,7 @@ export function modelNames(): string[] {
  * @example
  * ```ts
  * import { buildModel } from "./models.ts";
- * const { sampleShape } = buildModel("mlp", { channels: 1, height: 28, width: 28, classes: 10 }, { hidden: 32 });
+ * const { sampleShape } = buildModel("mlp", { channels: 1, height: 28, width: 28, classes: 10 }, { hidden: 32, width: 64 });
  * console.log(sampleShape); // [784]
  * ```
  */

@@ -71,3 +71,29 @@ Deno.test("deno task train --data DIR with a missing file names it", async () =>
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("deno task train --model resnet18 trains a narrow ResNet on 1-channel images", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeToyDataset(dir, 96, 32);
+    const r = await train([
+      "--data",
+      dir,
+      "--model",
+      "resnet18",
+      "--width",
+      "4",
+      "--epochs",
+      "1",
+      "--batch-size",
+      "32",
+      "--out",
+      `${dir}/run`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /model: resnet18 \(CIFAR stem\), width 4, \d+ parameters/);
+    assert.match(r.stdout, /test accuracy: [\d.]+%/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { fmtShape, type Tensor } from "./tensor.ts";
+import { fmtShape, scope, type Tensor } from "./tensor.ts";
 import { freeNode, type Node, noGrad, type Op, type VjpRule } from "./autograd.ts";
 import { vjpRules } from "./ops/vjp.ts";
 import { add, ones } from "./ops/elementwise.ts";
@@ -50,43 +50,60 @@ export function backward(root: Tensor, grad?: Tensor): void {
     if (node) order.push(t);
   }
   noGrad(() => {
+    const seed = grad ? grad.detach() : ones(root.shape);
+    if (!root.node) {
+      // A leaf that requires grad: its gradient is the seed itself (PyTorch sets ones).
+      accumulateLeaf(root, seed);
+      return;
+    }
     const grads = new Map<Tensor, Tensor>();
-    grads.set(root, grad ? grad.detach() : ones(root.shape));
-    for (let k = order.length - 1; k >= 0; k--) {
-      const t = order[k];
-      const node = t.node!;
-      const g = grads.get(t);
-      grads.delete(t);
-      if (!g) continue;
-      if (node.freed) {
-        g.dispose();
-        throw new Error(
-          `backward(): the graph through ${t} was already freed (by an earlier backward() or its scope)`,
-        );
-      }
-      const rule = vjpRules()[node.op] as VjpRule<Op>;
-      const gins = rule(node as Node<Op>, g);
-      freeNode(node);
-      node.inputs.forEach((inp, i) => {
-        const gi = gins[i];
-        if (!gi) return;
-        if (!node.needs[i]) return;
-        if (gi.shape.join() !== node.inputShapes[i].join()) {
-          throw new Error(
-            `internal: backward of ${node.op} gave a gradient ${fmtShape(gi.shape)} for an input ${
-              fmtShape(node.inputShapes[i])
-            }`,
-          );
-        }
-        // An input gradient may alias g (identity rules): keep our own reference.
-        const own = gi === g ? g.detach() : gi;
-        if (inp.node) accumulate(grads, inp, own);
-        else if (inp.requiresGrad) accumulateLeaf(inp, own);
-        else own.dispose();
-      });
-      g.dispose();
+    grads.set(root, seed);
+    try {
+      walk(order, grads);
+    } finally {
+      // Only non-empty when a rule threw: release what was in flight.
+      for (const g of grads.values()) g.dispose();
     }
   });
+}
+
+/** Runs the rules in reverse topological order, routing gradients to inputs. */
+function walk(order: Tensor[], grads: Map<Tensor, Tensor>): void {
+  for (let k = order.length - 1; k >= 0; k--) {
+    const t = order[k];
+    const node = t.node!;
+    const g = grads.get(t);
+    grads.delete(t);
+    if (!g) continue;
+    if (node.freed) {
+      g.dispose();
+      throw new Error(
+        `backward(): the graph through ${t} was already freed (by an earlier backward() or its scope)`,
+      );
+    }
+    const rule = vjpRules()[node.op] as VjpRule<Op>;
+    // The rule's intermediates die with this scope; only its results survive.
+    const gins = scope(() => rule(node as Node<Op>, g));
+    freeNode(node);
+    node.inputs.forEach((inp, i) => {
+      const gi = gins[i];
+      if (!gi) return;
+      if (!node.needs[i]) return;
+      if (gi.shape.join() !== node.inputShapes[i].join()) {
+        throw new Error(
+          `internal: backward of ${node.op} gave a gradient ${fmtShape(gi.shape)} for an input ${
+            fmtShape(node.inputShapes[i])
+          }`,
+        );
+      }
+      // An input gradient may alias g (identity rules): keep our own reference.
+      const own = gi === g ? g.detach() : gi;
+      if (inp.node) accumulate(grads, inp, own);
+      else if (inp.requiresGrad) accumulateLeaf(inp, own);
+      else own.dispose();
+    });
+    g.dispose();
+  }
 }
 
 function accumulate(grads: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {

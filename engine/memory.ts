@@ -72,9 +72,22 @@ const byCategory: Record<MemoryCategory, number> = {
 };
 let batchId = 0;
 
+const doomed: { destroy(): void }[] = [];
+
+/**
+ * Destroys a GPU resource once the batch being recorded has been submitted.
+ * Destroying a buffer or texture that an unsubmitted command still uses makes
+ * the submit fail; after the submit, WebGPU keeps it alive until the GPU is
+ * done with it. So every eviction goes through here.
+ */
+export function destroyAfterSubmit(r: { destroy(): void }): void {
+  doomed.push(r);
+}
+
 /** Called by the dispatcher when a command batch is submitted. */
 export function onBatchSubmitted(): void {
   batchId++;
+  for (const r of doomed.splice(0)) r.destroy();
 }
 
 /** Id of the command batch now being recorded. */
@@ -217,7 +230,12 @@ export function registerScratch(c: ScratchCache): void {
  * ```
  */
 export function emptyCache(): void {
-  for (const list of free.values()) for (const e of list) e.buffer.destroy();
+  for (const list of free.values()) {
+    for (const e of list) {
+      if (e.freedInBatch === batchId) destroyAfterSubmit(e.buffer);
+      else e.buffer.destroy();
+    }
+  }
   free.clear();
   pooledBytes = 0;
   for (const c of scratchCaches) c.release();

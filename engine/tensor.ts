@@ -86,9 +86,17 @@ export function scope<T>(fn: () => T): T {
     if (result instanceof Promise) {
       throw new Error("scope(fn): fn must be synchronous; await outside the scope");
     }
-  } finally {
+  } catch (e) {
     scopes.pop();
+    // Nothing escapes a failed scope: release what it made before rethrowing.
+    for (const t of frame.tensors) {
+      if (t.kept) continue;
+      if (t.node) freeNode(t.node);
+      t.dispose();
+    }
+    throw e;
   }
+  scopes.pop();
   const survivors = new Set<Tensor>();
   collect(result, survivors, 0);
   for (const t of frame.tensors) if (t.kept) survivors.add(t);

@@ -193,12 +193,16 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
 
   let step = 0;
   let history: EpochResult[] = [];
-  let epochAcc = { sum: 0, steps: 0, samples: 0 };
+  // Running totals of the current epoch (restored on resume, so a resumed epoch's figures are whole).
+  let epochAcc = { sum: 0, steps: 0, samples: 0, seconds: 0 };
   let window = { sum: 0, steps: 0 };
   if (o.resume) {
     const s = o.resume.state;
     o.model.loadStateDict(o.resume.model);
     o.optimizer.loadStateDict(o.resume.optimizer);
+    // Both loads copy: the checkpoint's own tensors are not needed any more.
+    for (const t of Object.values(o.resume.model)) t.dispose();
+    for (const t of Object.values(o.resume.optimizer.buffers)) t.dispose();
     setRngState(s.rng);
     o.train.restore?.(s.loader);
     for (const h of hooks) h.restoreFrozen?.(s.frozen);
@@ -207,7 +211,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
     step = s.step;
     history = s.history as EpochResult[];
     const extra = s as TrainState & { epochAcc?: typeof epochAcc; window?: typeof window };
-    epochAcc = extra.epochAcc ?? epochAcc;
+    epochAcc = { ...epochAcc, ...extra.epochAcc };
     window = extra.window ?? window;
     print(`resumed from ${o.resume.dir} (step ${s.step}, epoch ${s.loader.epoch + 1})`);
   }
@@ -215,6 +219,8 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
   const checkpoint = async (epochDone: number) => {
     if (!o.runDir || !o.train.state) return;
     await assertFinite(o.model.parameters(), step);
+    // Views of the optimizer's live buffers: written, then released.
+    const sd = o.optimizer.stateDict();
     const state: TrainState & {
       epochAcc: typeof epochAcc;
       window: typeof window;
@@ -224,9 +230,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
       step,
       loader: o.train.state(),
       rng: getRngState(),
-      optimizer: (({ step, paramSteps, lr }) => ({ step, paramSteps, lr }))(
-        o.optimizer.stateDict(),
-      ),
+      optimizer: { step: sd.step, paramSteps: sd.paramSteps, lr: sd.lr },
       frozen: frozenNames(),
       logLines: log.lines,
       history,
@@ -234,9 +238,11 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
       window,
       hooks: hooks.map((h) => h.state?.() ?? null),
     };
-    const sd = o.optimizer.stateDict();
-    await saveCheckpoint(o.runDir, o.model.stateDict(), sd, state);
-    for (const t of Object.values(sd.buffers)) t.dispose();
+    try {
+      await saveCheckpoint(o.runDir, o.model.stateDict(), sd, state);
+    } finally {
+      for (const t of Object.values(sd.buffers)) t.dispose();
+    }
   };
 
   const firstEpoch = (o.train.state?.().epoch ?? 0) + 1;
@@ -251,9 +257,10 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
     let windowSum = keep(zeros([]));
     let inWindow = 0;
     let inEpoch = Math.round(epochAcc.steps);
-    const t0 = performance.now();
+    let t0 = performance.now();
     let lastLoss: number | undefined;
     const flushWindow = async () => {
+      if (inWindow === 0) return;
       const [ws, es] = await Promise.all([windowSum.item(), lossSum.item()]);
       window.sum += ws;
       window.steps += inWindow;
@@ -302,9 +309,11 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
           epoch,
           loss: lastLoss,
           lr: o.optimizer.lr,
-          samplesPerSecond: (epochAcc.samples / ((performance.now() - t0) / 1000)) || 0,
+          samplesPerSecond:
+            epochAcc.samples / (epochAcc.seconds + (performance.now() - t0) / 1000) || 0,
           // Seconds of training so far in the run (finished epochs plus this one).
-          elapsed: history.reduce((a, h) => a + h.seconds, 0) + (performance.now() - t0) / 1000,
+          elapsed: history.reduce((a, h) => a + h.seconds, 0) + epochAcc.seconds +
+            (performance.now() - t0) / 1000,
           liveBytes: m.liveBytes,
           peakBytes: m.peakBytes,
           frozenLayers: frozenNames().length,
@@ -317,6 +326,9 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
         o.checkpointEvery && step % o.checkpointEvery === 0 && inEpoch < o.train.batchesPerEpoch
       ) {
         await flushWindow();
+        const now = performance.now();
+        epochAcc.seconds += (now - t0) / 1000;
+        t0 = now;
         await checkpoint(epoch - 1);
       }
     }
@@ -324,7 +336,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
     lossSum.dispose();
     windowSum.dispose();
     bar?.done();
-    const seconds = (performance.now() - t0) / 1000;
+    const seconds = epochAcc.seconds + (performance.now() - t0) / 1000;
     const trainLoss = epochAcc.sum / Math.max(epochAcc.steps, 1);
     const evaluate_ = epoch % evalEvery === 0 || epoch === o.epochs;
     const testAccuracy = evaluate_ ? await evaluate(o.model, o.test, o.sampleShape) : NaN;
@@ -338,7 +350,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
       frozenLayers: frozenNames().length,
     };
     history.push(r);
-    epochAcc = { sum: 0, steps: 0, samples: 0 };
+    epochAcc = { sum: 0, steps: 0, samples: 0, seconds: 0 };
     log.write({ type: "epoch", ...r, testAccuracy: evaluate_ ? testAccuracy : null });
     print(
       `epoch ${epoch}: train loss ${trainLoss.toFixed(4)}, ` +

@@ -9,9 +9,9 @@
 
 import { fmtShape, type Shape, Tensor } from "../tensor.ts";
 import { noGrad, type OpAttrs, record, type VjpRule } from "../autograd.ts";
-import { type BufferRange, currentBatch, run } from "../dispatch.ts";
+import { type BufferRange, run } from "../dispatch.ts";
 import { gpu } from "../device.ts";
-import { registerScratch, type Storage } from "../memory.ts";
+import { destroyAfterSubmit, registerScratch, type Storage } from "../memory.ts";
 import {
   convDepthwiseProgram,
   convDepthwiseWgradProgram,
@@ -748,15 +748,13 @@ interface Scratch {
   texture: GPUTexture;
   view: GPUTextureView;
   bytes: number;
-  /** The command batch that last used it. */
-  batch: number;
 }
 
 /**
  * Packed images and weights, one texture per role and size, reused across
  * calls (as matmul's: WebGPU orders a later pack after the earlier reads).
- * Beyond {@link SCRATCH_BYTES}, textures no unsubmitted command uses are
- * destroyed, least recently used first.
+ * Beyond {@link SCRATCH_BYTES}, the least recently used are destroyed (once
+ * the batch being recorded is submitted: it may still use them).
  */
 const scratch = new Map<string, Scratch>();
 let scratchBytes = 0;
@@ -765,8 +763,7 @@ const SCRATCH_BYTES = 96 << 20;
 function releaseScratch(keepBytes: number): void {
   for (const [k, e] of scratch) {
     if (scratchBytes <= keepBytes) break;
-    if (e.batch === currentBatch()) continue;
-    e.texture.destroy();
+    destroyAfterSubmit(e.texture);
     scratch.delete(k);
     scratchBytes -= e.bytes;
   }
@@ -809,10 +806,9 @@ function scratchTexture(role: string, w0: number, h0: number, layers0: number): 
       usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
     });
     const view = texture.createView({ dimension: "2d-array" });
-    s = { device, texture, view, bytes, batch: 0 };
+    s = { device, texture, view, bytes };
     scratchBytes += bytes;
   }
-  s.batch = currentBatch();
   scratch.set(key, s);
   return s;
 }

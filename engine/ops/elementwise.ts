@@ -319,7 +319,12 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
   if (a.dtype !== b.dtype) {
     throw new TypeError(`where: a and b dtypes differ (${a.dtype} and ${b.dtype})`);
   }
-  if (cond.dtype === "f32") cond = ne(cond, 0);
+  if (cond.dtype === "f32") {
+    const mask = ne(cond, 0);
+    const r = where(mask, a, b);
+    mask.dispose(); // the tape keeps its own reference when it needs one
+    return r;
+  }
   const shape = broadcastShapes("where", cond.shape, a.shape, b.shape);
   checkRank("where", shape);
   const out = Tensor.empty(shape, a.dtype);

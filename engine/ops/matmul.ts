@@ -7,15 +7,9 @@
 
 import { fmtShape, type Shape, sizeOf, Tensor, tracks } from "../tensor.ts";
 import { noGrad, record, type VjpRule } from "../autograd.ts";
-import {
-  type BufferRange,
-  copyBuffer,
-  copyBufferToTexture,
-  currentBatch,
-  run,
-} from "../dispatch.ts";
+import { type BufferRange, copyBuffer, copyBufferToTexture, run } from "../dispatch.ts";
 import { gpu } from "../device.ts";
-import { registerScratch, type Storage } from "../memory.ts";
+import { destroyAfterSubmit, registerScratch, type Storage } from "../memory.ts";
 import {
   type MatmulAct,
   matmulPackProgram,
@@ -125,7 +119,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     out,
     (needs) => [needs[1] ? a : b, needs[0] ? b : a, ...(fusedAct === "relu" ? [out] : [])],
   );
-  return fusedAct === act ? out : gelu(out);
+  if (fusedAct === act) return out;
+  const y = gelu(out);
+  out.dispose(); // gelu's tape node keeps its own reference
+  return y;
 }
 
 interface Geometry {
@@ -275,15 +272,13 @@ interface Scratch {
   texture: GPUTexture;
   view: GPUTextureView;
   bytes: number;
-  /** The command batch that last used it. */
-  batch: number;
 }
 
 /**
  * Packed-operand textures, one per role and shape, reused across calls (two
  * products in one batch may share one: WebGPU orders their packs and reads).
- * Beyond {@link SCRATCH_BYTES}, textures no unsubmitted command uses are
- * destroyed, least recently used first.
+ * Beyond {@link SCRATCH_BYTES}, the least recently used are destroyed (once
+ * the batch being recorded is submitted: it may still use them).
  */
 const scratch = new Map<string, Scratch>();
 let scratchBytes = 0;
@@ -293,8 +288,7 @@ registerScratch({
   bytes: () => scratchBytes,
   release: () => {
     for (const [k, e] of scratch) {
-      if (e.batch === currentBatch()) continue;
-      e.texture.destroy();
+      destroyAfterSubmit(e.texture);
       scratch.delete(k);
       scratchBytes -= e.bytes;
     }
@@ -310,8 +304,7 @@ function scratchTexture(role: string, w: number, h: number, layers: number): Scr
     const bytes = 16 * w * h * layers;
     for (const [k, e] of scratch) {
       if (scratchBytes + bytes <= SCRATCH_BYTES) break;
-      if (e.batch === currentBatch()) continue;
-      e.texture.destroy();
+      destroyAfterSubmit(e.texture);
       scratch.delete(k);
       scratchBytes -= e.bytes;
     }
@@ -322,10 +315,9 @@ function scratchTexture(role: string, w: number, h: number, layers: number): Scr
       usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING |
         GPUTextureUsage.COPY_DST,
     });
-    s = { texture, view: texture.createView({ dimension: "2d-array" }), bytes, batch: 0 };
+    s = { texture, view: texture.createView({ dimension: "2d-array" }), bytes };
     scratchBytes += bytes;
   }
-  s.batch = currentBatch();
   scratch.set(key, s);
   return s;
 }

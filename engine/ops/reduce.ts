@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type DType, fmtShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
+import { type DType, fmtShape, scope, type Shape, sizeOf, Tensor } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
 import { bindingChunks, type BufferRange, copyBuffer, rangeOf, run } from "../dispatch.ts";
 import type { Storage } from "../memory.ts";
@@ -190,7 +190,8 @@ export function mean(x: Tensor, axes?: number | number[], keepdim = false): Tens
   if (x.dtype !== "f32") throw new TypeError(`mean: expected f32, got ${x.dtype}`);
   const ax = normAxes("mean", x.shape, axes);
   const n = ax.reduce((p, a) => p * (x.shape[a] ?? 1), 1);
-  return mul(sum(x, ax, keepdim), 1 / n);
+  // Composites run in a scope so their intermediates are freed at once (the tape keeps its own).
+  return scope(() => mul(sum(x, ax, keepdim), 1 / n));
 }
 
 /** Maximum over `axes`; ties share the gradient evenly. */
@@ -206,7 +207,7 @@ export function min(x: Tensor, axes?: number | number[], keepdim = false): Tenso
   // Integer negation wraps (−0 = 0 beats every nonzero u32, −INT_MIN = INT_MIN), so integer
   // tensors, which need no gradient, use the kernel's min directly.
   if (x.dtype !== "f32") return reduceRaw("min", x, normAxes("min", x.shape, axes), keepdim);
-  return mul(max(mul(x, -1), axes, keepdim), -1);
+  return scope(() => mul(max(mul(x, -1), axes, keepdim), -1));
 }
 
 /** Index (i32) of the first maximum along `axis`; not differentiable. */
@@ -224,8 +225,10 @@ export function variance(
   const ax = normAxes("variance", x.shape, axes);
   const n = ax.reduce((p, a) => p * (x.shape[a] ?? 1), 1);
   const c = opts.correction ?? 1;
-  const d = sub(x, mean(x, ax, true));
-  return mul(sum(mul(d, d), ax, opts.keepdim ?? false), 1 / Math.max(n - c, 0));
+  return scope(() => {
+    const d = sub(x, mean(x, ax, true));
+    return mul(sum(mul(d, d), ax, opts.keepdim ?? false), 1 / Math.max(n - c, 0));
+  });
 }
 
 /** Sums `g` down to `shape` (the inverse of broadcasting `shape` up to `g.shape`). */

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { fmtShape, Tensor } from "../tensor.ts";
+import { fmtShape, scope, Tensor } from "../tensor.ts";
 import { noGrad, record, type VjpRule } from "../autograd.ts";
 import { run } from "../dispatch.ts";
 import {
@@ -55,7 +55,7 @@ function alongAxis(x: Tensor, axis: number, f: (t: Tensor) => Tensor): Tensor {
     throw new RangeError(`softmax: axis ${axis} is out of range for ${fmtShape(x.shape)}`);
   }
   if (x.ndim === 0 || a === x.ndim - 1) return f(x);
-  return transpose(f(transpose(x, a, -1)), a, -1);
+  return scope(() => transpose(f(transpose(x, a, -1)), a, -1));
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   randn,
   resetPeakMemory,
   scope,
+  synchronize,
   tensor,
 } from "../../mod.ts";
 import { flushErrors } from "../../engine/dispatch.ts";
@@ -102,4 +103,39 @@ Deno.test("a frozen first layer records no tape node and lowers the peak of forw
   model.dispose();
   x.dispose();
   y.dispose();
+});
+
+Deno.test("backward() outside any scope leaves only the gradients behind", async () => {
+  manualSeed(6);
+  const w = randn([32, 16]);
+  w.requiresGrad = true;
+  const x = randn([8, 32]);
+  const before = memoryStats().liveBytes;
+  // Composites (variance, softmax over a middle axis) and the backward rules create
+  // intermediates; none may outlive the call that made them. Every tensor the test itself
+  // makes is disposed, so only w's gradient may remain.
+  const h = x.matmul(w);
+  const v = h.variance(0);
+  const m = v.mean();
+  const r = h.reshape([8, 4, 4]);
+  const s = r.softmax(1);
+  const mx = s.max();
+  const loss = m.add(mx);
+  loss.backward();
+  for (const t of [h, v, m, r, s, mx, loss]) t.dispose();
+  await synchronize();
+  assert.equal(memoryStats().liveBytes - before, w.grad!.storage.capacity);
+  w.grad!.dispose();
+  w.dispose();
+  x.dispose();
+});
+
+Deno.test("a scope that throws releases what it created", () => {
+  const before = memoryStats().liveBytes;
+  assert.throws(() =>
+    scope(() => {
+      randn([64, 64]).mul(2);
+      throw new Error("boom");
+    }), /boom/);
+  assert.equal(memoryStats().liveBytes, before);
 });

@@ -22,6 +22,8 @@ for (const timestamps of [true, false]) {
     assert.equal(r.calls, 3);
     assert.equal(mm.flops, 3 * 2 * 64 * 32 * 48);
     assert.ok(report.kernels.every((k) => k.totalMs >= 0));
+    const total = report.kernels.reduce((a, k) => a + k.totalMs, 0);
+    assert.ok(total > 0, "some kernel time was measured");
     assert.ok(report.wallMs > 0);
     const table = formatProfile(report);
     assert.match(table, /kernel\s+calls\s+total ms\s+mean ms\s+GFLOP\/s\s+GB\/s/);

@@ -68,6 +68,11 @@ async function syncFile(path: string): Promise<void> {
   }
 }
 
+/** Makes renames inside `dir` durable (best effort: not every platform can sync a directory). */
+async function syncDir(dir: string): Promise<void> {
+  await syncFile(dir).catch(() => {});
+}
+
 async function writeTextAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
   await Deno.writeTextFile(tmp, text);
@@ -97,9 +102,16 @@ export async function saveCheckpoint(
     await crashTestPause();
     await saveSafetensors(`${tmp}/optimizer.safetensors`, optimizer.buffers);
     await writeTextAtomic(`${tmp}/state.json`, JSON.stringify(state));
-    await Deno.remove(`${runDir}/${name}`, { recursive: true }).catch(() => {});
+    await syncDir(tmp);
+    // A checkpoint of the same step (a re-run after resume) is set aside, not deleted, until
+    // LATEST names the new one: a kill in between still leaves a complete checkpoint.
+    const old = `${runDir}/${name}.old-${crypto.randomUUID().slice(0, 8)}`;
+    const hadOld = await Deno.rename(`${runDir}/${name}`, old).then(() => true, () => false);
     await Deno.rename(tmp, `${runDir}/${name}`);
+    await syncDir(runDir);
     await writeTextAtomic(`${runDir}/LATEST`, name + "\n");
+    await syncDir(runDir);
+    if (hadOld) await Deno.remove(old, { recursive: true }).catch(() => {});
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;
@@ -131,7 +143,13 @@ export async function loadCheckpoint(runDir: string): Promise<Checkpoint | null>
     throw e;
   }
   if (!/^ckpt-\d+$/.test(name)) throw new Error(`${runDir}/LATEST: unexpected content "${name}"`);
-  const dir = `${runDir}/${name}`;
+  let dir = `${runDir}/${name}`;
+  if (!(await Deno.stat(dir).then(() => true, () => false))) {
+    // Killed while a same-step checkpoint replaced it: the previous one was set aside.
+    for await (const e of Deno.readDir(runDir)) {
+      if (e.isDirectory && e.name.startsWith(`${name}.old-`)) dir = `${runDir}/${e.name}`;
+    }
+  }
   let state: TrainState;
   try {
     state = JSON.parse(await Deno.readTextFile(`${dir}/state.json`));

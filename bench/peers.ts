@@ -1,6 +1,8 @@
 /**
  * The peer side of the side-by-side benchmarks: the same matmul and MLP
- * training step in TensorFlow.js (tfjs-core + tfjs-backend-webgpu 4.22.0) and
+ * training step (bench/compare.ts), and the same conv2d, small CNN and
+ * ResNet-18 training steps (bench/vision_compare.ts), in TensorFlow.js
+ * (tfjs-core + tfjs-backend-webgpu 4.22.0; tfjs-layers for the CNNs) and
  * jax-js (0.1.25, WebGPU device), run in the same Deno process on the same
  * WebGPU adapter as our engine, plus {@link printTable} for the comparison.
  *
@@ -26,13 +28,24 @@
 
 import {
   CHECK_STEPS,
+  checkConvOutputs,
   checkMatmulRows,
   checkMlpLosses,
+  type CnnProblem,
+  cnnProblem,
+  convFlops,
+  convOutSize,
+  type ConvProblem,
+  convProblem,
   cpuMlpLosses,
+  fcForNhwc,
   matmulOperands,
   median,
   type MlpProblem,
   mlpProblem,
+  nchwToNhwc,
+  oihwToHwio,
+  type ResnetProblem,
   timeRuns,
 } from "./peers_ref.ts";
 
@@ -301,6 +314,587 @@ export async function jaxMlpStep(
   } finally {
     tree.dispose(params);
     tree.dispose(vel);
+    x.dispose();
+    y.dispose();
+    step.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------- vision
+
+/** Result of a conv2d forward benchmark. */
+export interface ConvTiming {
+  /** Median milliseconds per convolution, synchronised. */
+  ms: number;
+  /** Fastest timed run, for a sense of the noise. */
+  minMs: number;
+  /** 2·N·O·OH·OW·C·k² / median time. */
+  gflops: number;
+  /** Timed runs behind the median. */
+  runs: number;
+  /** Where the library says the convolution ran. */
+  device: string;
+  /** Image layout the engine ran in ("NCHW" or "NHWC"). */
+  layout: string;
+  /** Largest error of the checked outputs, relative to Σ|x·w|. */
+  maxRelErr: number;
+}
+
+/**
+ * Result of a CNN training-step benchmark. `losses` holds the loss of every
+ * step run, in order (checked ones, warm-up and timed), so engines that start
+ * from the same weights can be compared step by step.
+ */
+export interface VisionStepTiming extends StepTiming {
+  /** Leading steps whose losses were checked before timing. */
+  checkedSteps: number;
+  /** Trainable parameters of the engine's model. */
+  params: number;
+  /** How the engine's model was built. */
+  build: string;
+}
+
+/** Checks the first training losses of an engine before anything is timed; throws on a mismatch. */
+export type LossCheck = (losses: number[]) => void;
+
+type TfAll = typeof import("npm:@tensorflow/tfjs@4.22.0");
+type TfTensor = import("npm:@tensorflow/tfjs@4.22.0").Tensor;
+type TfSymbolic = import("npm:@tensorflow/tfjs@4.22.0").SymbolicTensor;
+type TfLayer = import("npm:@tensorflow/tfjs@4.22.0").layers.Layer;
+
+/**
+ * The `@tensorflow/tfjs` umbrella module (tfjs-layers included) on the same
+ * engine as {@link loadTfjs}, with the WebGPU backend active.
+ */
+export async function loadTfjsLayers(): Promise<TfAll> {
+  await loadTfjs();
+  // deno-lint-ignore no-import-prefix -- deno.json's imports are owned elsewhere; peers are pinned inline
+  const tf = await import("npm:@tensorflow/tfjs@4.22.0");
+  if (tf.getBackend() !== "webgpu") throw new Error(`tfjs: backend is ${tf.getBackend()}`);
+  return tf;
+}
+
+/**
+ * tfjs conv2d forward in its native NHWC layout (`tf.conv2d` with an HWIO
+ * filter and `"same"` padding, which for stride 1 and an odd kernel is the
+ * problem's symmetric padding): the same FLOPs as NCHW. Each timed run reads
+ * one output element back through a slice; the first output is checked.
+ */
+export async function tfjsConv(reps: number, p: ConvProblem = convProblem()): Promise<ConvTiming> {
+  const tf = await loadTfjs();
+  if (2 * p.pad !== p.k - 1) throw new Error("tfjsConv: only 'same'-padded problems");
+  const [OH, OW] = convOutSize(p);
+  const x = tf.tensor4d(nchwToNhwc(p.x, [p.N, p.C, p.H, p.W]), [p.N, p.H, p.W, p.C]);
+  const w = tf.tensor4d(oihwToHwio(p.w, [p.O, p.C, p.k, p.k]), [p.k, p.k, p.C, p.O]);
+  try {
+    const c0 = tf.conv2d(x, w, 1, "same"); // compile run, also the checked one
+    const maxRelErr = checkConvOutputs(p, (await c0.data()) as Float32Array, "nhwc");
+    c0.dispose();
+    const times = await timeRuns(reps, async () => {
+      const c = tf.conv2d(x, w, 1, "same");
+      const corner = tf.slice(c, [p.N - 1, OH - 1, OW - 1, p.O - 1], [1, 1, 1, 1]);
+      await corner.data();
+      corner.dispose();
+      c.dispose();
+    });
+    const ms = median(times);
+    return {
+      ms,
+      minMs: Math.min(...times),
+      gflops: convFlops(p) / (ms * 1e6),
+      runs: times.length,
+      device: tf.getBackend(),
+      layout: "NHWC",
+      maxRelErr,
+    };
+  } finally {
+    x.dispose();
+    w.dispose();
+  }
+}
+
+/**
+ * jax-js conv2d forward, NCHW with an OIHW kernel (`lax.conv`, eager, as
+ * {@link jaxMatmul}), each timed run waited for with `blockUntilReady()`.
+ */
+export async function jaxConv(reps: number, p: ConvProblem = convProblem()): Promise<ConvTiming> {
+  const { jax } = await loadJax();
+  const np = jax.numpy;
+  const x = np.array(p.x).reshape([p.N, p.C, p.H, p.W]);
+  const w = np.array(p.w).reshape([p.O, p.C, p.k, p.k]);
+  const pad: [number, number][] = [[p.pad, p.pad], [p.pad, p.pad]];
+  try {
+    const c0 = jax.lax.conv(x.ref, w.ref, [1, 1], pad); // compile run, also the checked one
+    const device = c0.device;
+    const maxRelErr = checkConvOutputs(p, (await c0.data()) as Float32Array, "nchw");
+    const times = await timeRuns(reps, async () => {
+      const c = jax.lax.conv(x.ref, w.ref, [1, 1], pad);
+      await c.blockUntilReady();
+      c.dispose();
+    });
+    const ms = median(times);
+    return {
+      ms,
+      minMs: Math.min(...times),
+      gflops: convFlops(p) / (ms * 1e6),
+      runs: times.length,
+      device,
+      layout: "NCHW",
+      maxRelErr,
+    };
+  } finally {
+    x.dispose();
+    w.dispose();
+  }
+}
+
+/** Number of values in the trainable weights of a tfjs-layers model. */
+function tfjsTrainable(model: { trainableWeights: { shape: (number | null)[] }[] }): number {
+  return model.trainableWeights.reduce(
+    (n, v) => n + v.shape.reduce<number>((a, b) => a * (b ?? 1), 1),
+    0,
+  );
+}
+
+/**
+ * The training benchmark loop shared by every engine's vision step:
+ * `checkSteps` steps whose losses go to `check` (the first one compiles),
+ * then `reps` timed ones after `warmup` untimed ones. Returns the loss of
+ * every step and the timed milliseconds.
+ */
+export async function timeTraining(
+  step: () => Promise<number>,
+  reps: number,
+  { warmup, checkSteps, check, budgetMs }: TrainingProtocol,
+): Promise<{ losses: number[]; times: number[] }> {
+  const losses: number[] = [];
+  const logged = async () => {
+    const t0 = performance.now();
+    const loss = await step();
+    losses.push(loss);
+    trainingProgress?.(losses.length, performance.now() - t0, loss);
+  };
+  for (let i = 0; i < checkSteps; i++) await logged();
+  check?.(losses);
+  const times = await timeRuns(reps, logged, warmup, budgetMs);
+  return { losses, times };
+}
+
+/** How {@link timeTraining} runs an engine's steps. */
+export interface TrainingProtocol {
+  /** Untimed steps between the checked ones and the timed ones. */
+  warmup: number;
+  /** Leading steps whose losses go to `check` (the first one compiles). */
+  checkSteps: number;
+  /** Throws if the checked losses are wrong. */
+  check?: LossCheck;
+  /** Stop timing after this many timed milliseconds (at least one step is timed). */
+  budgetMs?: number;
+}
+
+let trainingProgress: ((step: number, ms: number, loss: number) => void) | null = null;
+
+/**
+ * Receives every step {@link timeTraining} runs (1-based step, milliseconds
+ * including the loss read-back, loss), or nothing with `null`: progress for
+ * the slow ResNet steps.
+ */
+export function onTrainingStep(f: ((step: number, ms: number, loss: number) => void) | null): void {
+  trainingProgress = f;
+}
+
+/** Untimed steps and checked steps of the CNN benchmark (fast: the MLP's protocol). */
+export const CNN_PROTOCOL = { warmup: 2, checkSteps: CHECK_STEPS } as const;
+/**
+ * The same for ResNet-18, whose steps take seconds (ours) to minutes (peers)
+ * on llvmpipe: step 1 compiles, step 2 (the first with a momentum buffer to
+ * read) warms the rest up, and both are checked; timing starts at step 3 and
+ * stops early once the timed steps add up to 4 minutes.
+ */
+export const RESNET_PROTOCOL = { warmup: 0, checkSteps: 2, budgetMs: 240_000 } as const;
+
+/**
+ * The CNN step in tfjs, as a tfjs user writes it: a `tf.sequential` of
+ * `conv2d` (ReLU activation, `"same"` padding) and `maxPooling2d` layers in
+ * NHWC, `flatten` and `dense`, compiled with `tf.train.momentum` and a
+ * `softmaxCrossEntropy` loss on one-hot labels, stepped with `trainOnBatch`
+ * (which resolves once the loss is read back). The problem's weights are
+ * loaded with `setWeights` (filters as HWIO, the dense kernel permuted for
+ * the NHWC flatten), so the first loss is the CPU reference's.
+ */
+export async function tfjsCnnStep(
+  reps: number,
+  check?: LossCheck,
+  p: CnnProblem = cnnProblem(),
+): Promise<VisionStepTiming> {
+  const tf = await loadTfjsLayers();
+  const S = p.size;
+  const model = tf.sequential();
+  const convLayers: TfLayer[] = [];
+  for (const [i, c] of p.convs.entries()) {
+    const layer = tf.layers.conv2d({
+      filters: c.outC,
+      kernelSize: 3,
+      padding: "same",
+      activation: "relu",
+      ...(i === 0 ? { inputShape: [S, S, c.inC] } : {}),
+    });
+    model.add(layer);
+    model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+    convLayers.push(layer);
+  }
+  model.add(tf.layers.flatten());
+  const fc = tf.layers.dense({ units: p.classes });
+  model.add(fc);
+  const load = (layer: TfLayer, ws: TfTensor[]) => {
+    layer.setWeights(ws);
+    for (const w of ws) w.dispose();
+  };
+  for (const [i, c] of p.convs.entries()) {
+    load(convLayers[i], [
+      tf.tensor4d(oihwToHwio(c.w, [c.outC, c.inC, 3, 3]), [3, 3, c.inC, c.outC]),
+      tf.tensor1d(c.b),
+    ]);
+  }
+  const last = p.convs[p.convs.length - 1].outC;
+  const T = S / 8;
+  load(fc, [
+    tf.tensor2d(fcForNhwc(p.fcW, p.classes, [last, T, T]), [last * T * T, p.classes]),
+    tf.tensor1d(p.fcB),
+  ]);
+  const opt = tf.train.momentum(p.lr, p.momentum);
+  model.compile({
+    optimizer: opt,
+    loss: (yTrue: TfTensor, yPred: TfTensor) => tf.losses.softmaxCrossEntropy(yTrue, yPred),
+  });
+  const x = tf.tensor4d(nchwToNhwc(p.x, [p.batch, 3, S, S]), [p.batch, S, S, 3]);
+  const labels = tf.tensor1d(p.y, "int32");
+  const y = tf.tidy(() => tf.cast(tf.oneHot(labels, p.classes), "float32"));
+  labels.dispose();
+  const step = async () => Number(await model.trainOnBatch(x, y));
+  try {
+    const { losses, times } = await timeTraining(step, reps, { ...CNN_PROTOCOL, check });
+    return {
+      ms: median(times),
+      minMs: Math.min(...times),
+      runs: times.length,
+      device: tf.getBackend(),
+      losses,
+      checkedSteps: CNN_PROTOCOL.checkSteps,
+      params: tfjsTrainable(model),
+      build: "tf.sequential (conv2d+relu, maxPooling2d, flatten, dense), NHWC, trainOnBatch",
+    };
+  } finally {
+    x.dispose();
+    y.dispose();
+    model.dispose();
+    opt.dispose();
+  }
+}
+
+/**
+ * The CNN step in jax-js: a pure function of a parameter tree (`lax.conv`
+ * NCHW/OIHW plus bias, `nn.relu`, 2×2 max pooling as a reshape to
+ * `[N, C, H/2, 2, W/2, 2]` and a max over the two window axes, `np.dot` for
+ * the linear layer), `jit` of `valueAndGrad` and the momentum update, as
+ * {@link jaxMlpStep}.
+ */
+export async function jaxCnnStep(
+  reps: number,
+  check?: LossCheck,
+  p: CnnProblem = cnnProblem(),
+): Promise<VisionStepTiming> {
+  const { jax } = await loadJax();
+  const { numpy: np, nn, tree, lax } = jax;
+  type A = InstanceType<Jax["Array"]>;
+  type Params = Record<string, A>;
+  const pad: [number, number][] = [[1, 1], [1, 1]];
+  const pool = (h: A): A => {
+    const [n, c, hh, ww] = h.shape;
+    return np.max(h.reshape([n, c, hh / 2, 2, ww / 2, 2]), [3, 5]);
+  };
+  const loss = (q: Params, x: A, y: A): A => {
+    let h = x;
+    for (let i = 0; i < p.convs.length; i++) {
+      const c = lax.conv(h, q[`c${i}w`], [1, 1], pad).add(q[`c${i}b`].reshape([1, -1, 1, 1]));
+      h = pool(nn.relu(c));
+    }
+    const logits = np.dot(h.reshape([p.batch, -1]), q.fcw).add(q.fcb);
+    return nn.logSoftmax(logits).mul(nn.oneHot(y, p.classes)).sum().mul(-1 / p.batch);
+  };
+  const step = jax.jit((q: Params, v: Params, x: A, y: A): [Params, Params, A] => {
+    const [l, g] = jax.valueAndGrad(loss)(tree.ref(q), x, y);
+    const v2 = tree.map((vi: A, gi: A) => vi.mul(p.momentum).add(gi), v, g) as Params;
+    const q2 = tree.map((qi: A, vi: A) => qi.sub(vi.mul(p.lr)), q, tree.ref(v2)) as Params;
+    return [q2, v2, l];
+  });
+  let params: Params = {};
+  for (const [i, c] of p.convs.entries()) {
+    params[`c${i}w`] = np.array(c.w).reshape([c.outC, c.inC, 3, 3]);
+    params[`c${i}b`] = np.array(c.b);
+  }
+  const feat = p.fcW.length / p.classes;
+  params.fcw = np.array(transposed(p.fcW, p.classes, feat)).reshape([feat, p.classes]);
+  params.fcb = np.array(p.fcB);
+  let vel = tree.map((a: A) => np.zerosLike(a), tree.ref(params)) as Params;
+  const x = np.array(p.x).reshape([p.batch, 3, p.size, p.size]);
+  const y = np.array(p.y, { dtype: np.int32 });
+  const device = x.device;
+  const count = Object.values(params).reduce((n, a) => n + a.size, 0);
+  const run = async (): Promise<number> => {
+    const [q2, v2, l] = step(params, vel, x.ref, y.ref);
+    params = q2;
+    vel = v2;
+    await jax.blockUntilReady(params);
+    return (await l.data())[0]; // data() consumes l
+  };
+  try {
+    const { losses, times } = await timeTraining(run, reps, { ...CNN_PROTOCOL, check });
+    return {
+      ms: median(times),
+      minMs: Math.min(...times),
+      runs: times.length,
+      device,
+      losses,
+      checkedSteps: CNN_PROTOCOL.checkSteps,
+      params: count,
+      build: "jit(valueAndGrad) of lax.conv + nn.relu + reshape-max pooling + np.dot",
+    };
+  } finally {
+    tree.dispose(params);
+    tree.dispose(vel);
+    x.dispose();
+    y.dispose();
+    step.dispose();
+  }
+}
+
+/** Row-major `[rows, cols]` → `[cols, rows]`. */
+function transposed(src: Float32Array, rows: number, cols: number): Float32Array<ArrayBuffer> {
+  const out = new Float32Array(rows * cols);
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) out[j * rows + i] = src[i * cols + j];
+  }
+  return out;
+}
+
+/**
+ * The ResNet-18 (CIFAR stem) step in tfjs: a functional `tf.model` of
+ * tfjs-layers in NHWC, laid out as torchvision's BasicBlock network: `conv2d`
+ * without bias, `batchNormalization` (ε 1e-5, moving averages with Keras
+ * momentum 0.9 = PyTorch's 0.1), `reLU`, `add`, `globalAveragePooling2d`,
+ * `dense`. A 3×3 stride-1 conv uses `"same"` padding (1 on each side); a 3×3
+ * stride-2 conv gets `zeroPadding2d(1)` and `"valid"`, because TensorFlow's
+ * `"same"` at stride 2 pads only bottom/right and would sample other pixels
+ * than PyTorch's padding 1. Weights come from the problem (`setWeights`),
+ * compiled with `tf.train.momentum` and `softmaxCrossEntropy`, stepped with
+ * `trainOnBatch` (BatchNorm in training mode, moving statistics updated).
+ */
+export async function tfjsResnetStep(
+  reps: number,
+  p: ResnetProblem,
+  check?: LossCheck,
+): Promise<VisionStepTiming> {
+  const tf = await loadTfjsLayers();
+  const S = p.size;
+  const P = p.params;
+  const loads: [TfLayer, TfTensor[]][] = [];
+  const tfName = (name: string) => `resnet_${name.replaceAll(".", "_")}`;
+  const conv = (name: string, h: TfSymbolic, stride: number): TfSymbolic => {
+    const [O, I, k] = P[`${name}.weight`].shape;
+    const pad = (k - 1) / 2;
+    let z = h;
+    if (pad > 0 && stride !== 1) {
+      z = tf.layers.zeroPadding2d({ padding: pad }).apply(z) as TfSymbolic;
+    }
+    const layer = tf.layers.conv2d({
+      filters: O,
+      kernelSize: k,
+      strides: stride,
+      padding: pad > 0 && stride === 1 ? "same" : "valid",
+      useBias: false,
+      name: tfName(name),
+    });
+    loads.push([layer, [
+      tf.tensor4d(oihwToHwio(P[`${name}.weight`].data, [O, I, k, k]), [k, k, I, O]),
+    ]]);
+    return layer.apply(z) as TfSymbolic;
+  };
+  const bn = (name: string, h: TfSymbolic): TfSymbolic => {
+    const C = P[`${name}.weight`].shape[0];
+    const layer = tf.layers.batchNormalization({
+      axis: -1,
+      momentum: 0.9,
+      epsilon: p.eps,
+      name: tfName(name),
+    });
+    loads.push([layer, [
+      tf.tensor1d(P[`${name}.weight`].data),
+      tf.tensor1d(P[`${name}.bias`].data),
+      tf.zeros([C]),
+      tf.ones([C]),
+    ]]);
+    return layer.apply(h) as TfSymbolic;
+  };
+  const relu = (h: TfSymbolic) => tf.layers.reLU().apply(h) as TfSymbolic;
+  const input = tf.input({ shape: [S, S, 3] });
+  let h = relu(bn("bn1", conv("conv1", input, 1)));
+  for (const b of p.blocks) {
+    let out = relu(bn(`${b.prefix}.bn1`, conv(`${b.prefix}.conv1`, h, b.stride)));
+    out = bn(`${b.prefix}.bn2`, conv(`${b.prefix}.conv2`, out, 1));
+    const shortcut = b.downsample
+      ? bn(`${b.prefix}.downsample.1`, conv(`${b.prefix}.downsample.0`, h, b.stride))
+      : h;
+    h = relu(tf.layers.add().apply([out, shortcut]) as TfSymbolic);
+  }
+  const pooled = tf.layers.globalAveragePooling2d({}).apply(h) as TfSymbolic;
+  const fc = tf.layers.dense({ units: p.classes, name: tfName("fc") });
+  const [F] = [P["fc.weight"].shape[1]];
+  loads.push([fc, [
+    tf.tensor2d(transposed(P["fc.weight"].data, p.classes, F), [F, p.classes]),
+    tf.tensor1d(P["fc.bias"].data),
+  ]]);
+  const model = tf.model({ inputs: input, outputs: fc.apply(pooled) as TfSymbolic });
+  for (const [layer, ws] of loads) {
+    layer.setWeights(ws);
+    for (const w of ws) w.dispose();
+  }
+  const opt = tf.train.momentum(p.lr, p.momentum);
+  model.compile({
+    optimizer: opt,
+    loss: (yTrue: TfTensor, yPred: TfTensor) => tf.losses.softmaxCrossEntropy(yTrue, yPred),
+  });
+  const x = tf.tensor4d(nchwToNhwc(p.x, [p.batch, 3, S, S]), [p.batch, S, S, 3]);
+  const labels = tf.tensor1d(p.y, "int32");
+  const y = tf.tidy(() => tf.cast(tf.oneHot(labels, p.classes), "float32"));
+  labels.dispose();
+  const step = async () => Number(await model.trainOnBatch(x, y));
+  try {
+    const { losses, times } = await timeTraining(step, reps, { ...RESNET_PROTOCOL, check });
+    return {
+      ms: median(times),
+      minMs: Math.min(...times),
+      runs: times.length,
+      device: tf.getBackend(),
+      losses,
+      checkedSteps: RESNET_PROTOCOL.checkSteps,
+      params: tfjsTrainable(model),
+      build: "tf.model of tfjs-layers (conv2d, batchNormalization, reLU, add), NHWC, trainOnBatch",
+    };
+  } finally {
+    x.dispose();
+    y.dispose();
+    model.dispose();
+    opt.dispose();
+  }
+}
+
+/**
+ * The ResNet-18 (CIFAR stem) step in jax-js: a pure function of the
+ * parameter tree (torchvision names) and the BatchNorm running statistics,
+ * NCHW: `lax.conv` with explicit padding, BatchNorm written out with batch
+ * mean and biased variance over (N, H, W) (the running statistics, PyTorch's
+ * momentum 0.1 and unbiased variance, come back as `valueAndGrad`'s aux),
+ * `nn.relu`, a mean over (H, W) and `np.dot`; `jit` of `valueAndGrad` and the
+ * momentum update.
+ */
+export async function jaxResnetStep(
+  reps: number,
+  p: ResnetProblem,
+  check?: LossCheck,
+): Promise<VisionStepTiming> {
+  const { jax } = await loadJax();
+  const { numpy: np, nn, tree, lax } = jax;
+  type A = InstanceType<Jax["Array"]>;
+  type Params = Record<string, A>;
+  const bnMomentum = 0.1;
+  const loss = (q: Params, s: Params, x: A, y: A): [A, Params] => {
+    const stats: Params = {};
+    const conv = (name: string, h: A, stride: number): A => {
+      const w = q[`${name}.weight`];
+      const pad = (w.shape[2] - 1) / 2;
+      return lax.conv(h, w, [stride, stride], [[pad, pad], [pad, pad]]);
+    };
+    const bn = (name: string, h: A): A => {
+      const [n, c, hh, ww] = h.shape;
+      const m = n * hh * ww;
+      const mean = np.mean(h.ref, [0, 2, 3], { keepdims: true });
+      const xc = h.sub(mean.ref);
+      const v = np.mean(np.square(xc.ref), [0, 2, 3], { keepdims: true });
+      const inv = np.reciprocal(np.sqrt(v.ref.add(p.eps)));
+      const out = xc.mul(inv).mul(q[`${name}.weight`].reshape([1, c, 1, 1]))
+        .add(q[`${name}.bias`].reshape([1, c, 1, 1]));
+      const rm = `${name}.running_mean`, rv = `${name}.running_var`;
+      stats[rm] = s[rm].mul(1 - bnMomentum)
+        .add(lax.stopGradient(mean).reshape([c]).mul(bnMomentum));
+      stats[rv] = s[rv].mul(1 - bnMomentum)
+        .add(lax.stopGradient(v).reshape([c]).mul(bnMomentum * m / (m - 1)));
+      return out;
+    };
+    let h = nn.relu(bn("bn1", conv("conv1", x, 1)));
+    for (const b of p.blocks) {
+      let out = nn.relu(bn(`${b.prefix}.bn1`, conv(`${b.prefix}.conv1`, h.ref, b.stride)));
+      out = bn(`${b.prefix}.bn2`, conv(`${b.prefix}.conv2`, out, 1));
+      const shortcut = b.downsample
+        ? bn(`${b.prefix}.downsample.1`, conv(`${b.prefix}.downsample.0`, h, b.stride))
+        : h;
+      h = nn.relu(out.add(shortcut));
+    }
+    const pooled = np.mean(h, [2, 3]);
+    const logits = np.dot(pooled, q["fc.weight"]).add(q["fc.bias"]);
+    const l = nn.logSoftmax(logits).mul(nn.oneHot(y, p.classes)).sum().mul(-1 / p.batch);
+    return [l, stats];
+  };
+  const step = jax.jit(
+    (q: Params, v: Params, s: Params, x: A, y: A): [Params, Params, Params, A] => {
+      const [[l, s2], g] = jax.valueAndGrad(loss, { hasAux: true })(tree.ref(q), s, x, y);
+      const v2 = tree.map((vi: A, gi: A) => vi.mul(p.momentum).add(gi), v, g) as Params;
+      const q2 = tree.map((qi: A, vi: A) => qi.sub(vi.mul(p.lr)), q, tree.ref(v2)) as Params;
+      return [q2, v2, s2, l];
+    },
+  );
+  let params: Params = {};
+  let stats: Params = {};
+  let count = 0;
+  for (const [name, t] of Object.entries(p.params)) {
+    count += t.data.length;
+    params[name] = name === "fc.weight"
+      ? np.array(transposed(t.data, t.shape[0], t.shape[1])).reshape([t.shape[1], t.shape[0]])
+      : np.array(t.data).reshape(t.shape);
+    if (name.endsWith(".bias") && t.shape.length === 1 && name !== "fc.bias") {
+      const bnName = name.slice(0, -".bias".length);
+      stats[`${bnName}.running_mean`] = np.zeros([t.shape[0]]);
+      stats[`${bnName}.running_var`] = np.ones([t.shape[0]]);
+    }
+  }
+  let vel = tree.map((a: A) => np.zerosLike(a), tree.ref(params)) as Params;
+  const x = np.array(p.x).reshape([p.batch, 3, p.size, p.size]);
+  const y = np.array(p.y, { dtype: np.int32 });
+  const device = x.device;
+  const run = async (): Promise<number> => {
+    const [q2, v2, s2, l] = step(params, vel, stats, x.ref, y.ref);
+    params = q2;
+    vel = v2;
+    stats = s2;
+    await jax.blockUntilReady(params);
+    return (await l.data())[0]; // data() consumes l
+  };
+  try {
+    const { losses, times } = await timeTraining(run, reps, { ...RESNET_PROTOCOL, check });
+    return {
+      ms: median(times),
+      minMs: Math.min(...times),
+      runs: times.length,
+      device,
+      losses,
+      checkedSteps: RESNET_PROTOCOL.checkSteps,
+      params: count,
+      build: "jit(valueAndGrad) of lax.conv + hand-written batch norm + nn.relu + np.dot",
+    };
+  } finally {
+    tree.dispose(params);
+    tree.dispose(vel);
+    tree.dispose(stats);
     x.dispose();
     y.dispose();
     step.dispose();

@@ -11,7 +11,8 @@ import { fmtShape, type Shape, Tensor } from "../tensor.ts";
 import { noGrad, type OpAttrs, record, type VjpRule } from "../autograd.ts";
 import { type BufferRange, run } from "../dispatch.ts";
 import { gpu } from "../device.ts";
-import { destroyAfterSubmit, registerScratch, type Storage } from "../memory.ts";
+import type { Storage } from "../memory.ts";
+import { type ScratchTexture, ScratchTextures } from "../scratch.ts";
 import {
   convDepthwiseProgram,
   convDepthwiseWgradProgram,
@@ -743,72 +744,9 @@ export const conv2dVjp: VjpRule<"conv2d"> = (node, g) => {
 
 // ---------------------------------------------------------------- scratch textures
 
-interface Scratch {
-  device: GPUDevice;
-  texture: GPUTexture;
-  view: GPUTextureView;
-  bytes: number;
-}
+type Scratch = ScratchTexture;
 
-/**
- * Packed images and weights, one texture per role and size, reused across
- * calls (as matmul's: WebGPU orders a later pack after the earlier reads).
- * Beyond {@link SCRATCH_BYTES}, the least recently used are destroyed (once
- * the batch being recorded is submitted: it may still use them).
- */
-const scratch = new Map<string, Scratch>();
-let scratchBytes = 0;
-const SCRATCH_BYTES = 96 << 20;
-
-function releaseScratch(keepBytes: number): void {
-  for (const [k, e] of scratch) {
-    if (scratchBytes <= keepBytes) break;
-    destroyAfterSubmit(e.texture);
-    scratch.delete(k);
-    scratchBytes -= e.bytes;
-  }
-}
-
-/**
- * `n` made a non-power of two (1 → 3, 2^k → 2^k + 1). llvmpipe compiles a
- * shader variant per combination of power-of-two flags of the bound textures'
- * sizes (they are part of its sampler "static state"): with two textures that
- * is up to 64 compilations of a kernel that takes ~1 s to compile, hit as new
- * shapes come. Measured: a second conv shape cost 1,179 ms, 24 ms once every
- * scratch texture has non-power-of-two sizes.
- */
-const npot = (n: number) => ((n & (n - 1)) === 0 ? (n === 1 ? 3 : n + 1) : n);
-
-registerScratch({ bytes: () => scratchBytes, release: () => releaseScratch(0) });
-
-function scratchTexture(role: string, w0: number, h0: number, layers0: number): Scratch {
-  const w = npot(w0);
-  const h = npot(h0);
-  const layers = npot(layers0);
-  const key = `${role}:${w}x${h}x${layers}`;
-  const { device } = gpu();
-  let s = scratch.get(key);
-  if (s && s.device !== device) {
-    // Made on a device that was lost since: its successor needs its own.
-    scratch.delete(key);
-    scratchBytes -= s.bytes;
-    s = undefined;
-  }
-  if (s) {
-    scratch.delete(key);
-  } else {
-    const bytes = 16 * w * h * layers;
-    releaseScratch(SCRATCH_BYTES - bytes);
-    const texture = device.createTexture({
-      label: `conv2d scratch ${key}`,
-      size: [w, h, layers],
-      format: "rgba32float",
-      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
-    });
-    const view = texture.createView({ dimension: "2d-array" });
-    s = { device, texture, view, bytes };
-    scratchBytes += bytes;
-  }
-  scratch.set(key, s);
-  return s;
-}
+/** Packed images and weights (engine/scratch.ts), sides kept non-powers of two. */
+const scratch = new ScratchTextures("conv2d", 96 << 20, { npot: true });
+const scratchTexture = (role: string, w: number, h: number, layers: number): Scratch =>
+  scratch.get(role, w, h, layers);

@@ -9,7 +9,8 @@ import { fmtShape, type Shape, sizeOf, Tensor, tracks } from "../tensor.ts";
 import { noGrad, record, type VjpRule } from "../autograd.ts";
 import { type BufferRange, copyBuffer, copyBufferToTexture, run } from "../dispatch.ts";
 import { gpu } from "../device.ts";
-import { destroyAfterSubmit, registerScratch, type Storage } from "../memory.ts";
+import type { Storage } from "../memory.ts";
+import { ScratchTextures } from "../scratch.ts";
 import {
   type MatmulAct,
   matmulPackProgram,
@@ -268,59 +269,10 @@ function pack(
   });
 }
 
-interface Scratch {
-  texture: GPUTexture;
-  view: GPUTextureView;
-  bytes: number;
-}
-
-/**
- * Packed-operand textures, one per role and shape, reused across calls (two
- * products in one batch may share one: WebGPU orders their packs and reads).
- * Beyond {@link SCRATCH_BYTES}, the least recently used are destroyed (once
- * the batch being recorded is submitted: it may still use them).
- */
-const scratch = new Map<string, Scratch>();
-let scratchBytes = 0;
-const SCRATCH_BYTES = 64 << 20;
-
-registerScratch({
-  bytes: () => scratchBytes,
-  release: () => {
-    for (const [k, e] of scratch) {
-      destroyAfterSubmit(e.texture);
-      scratch.delete(k);
-      scratchBytes -= e.bytes;
-    }
-  },
-});
-
-function scratchTexture(role: string, w: number, h: number, layers: number): Scratch {
-  const key = `${role}:${w}x${h}x${layers}`;
-  let s = scratch.get(key);
-  if (s) {
-    scratch.delete(key);
-  } else {
-    const bytes = 16 * w * h * layers;
-    for (const [k, e] of scratch) {
-      if (scratchBytes + bytes <= SCRATCH_BYTES) break;
-      destroyAfterSubmit(e.texture);
-      scratch.delete(k);
-      scratchBytes -= e.bytes;
-    }
-    const texture = gpu().device.createTexture({
-      label: `matmul scratch ${key}`,
-      size: [w, h, layers],
-      format: "rgba32float",
-      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING |
-        GPUTextureUsage.COPY_DST,
-    });
-    s = { texture, view: texture.createView({ dimension: "2d-array" }), bytes };
-    scratchBytes += bytes;
-  }
-  scratch.set(key, s);
-  return s;
-}
+/** Packed-operand textures (engine/scratch.ts). */
+const scratch = new ScratchTextures("matmul", 64 << 20);
+const scratchTexture = (role: string, w: number, h: number, layers: number) =>
+  scratch.get(role, w, h, layers);
 
 /** Whether an operand or the result is above one storage binding's limit. */
 function tooLarge(...ts: Tensor[]): boolean {

@@ -40,11 +40,11 @@ import {
   DEFAULT_MATMUL,
   jaxMatmul,
   jaxMlpStep,
-  loadJax,
-  loadTfjs,
+  loadavg,
   type MatmulTiming,
   printTable,
   type Row,
+  startComparison,
   type StepTiming,
   tfjsMatmul,
   tfjsMlpStep,
@@ -169,29 +169,7 @@ const quick = values.quick ?? false;
 const matmulSizes = quick ? [{ n: 256, reps: 5 }] : DEFAULT_MATMUL;
 const mlpReps = quick ? 5 : 15;
 
-const loadavg = (): string => {
-  try {
-    return Deno.readTextFileSync("/proc/loadavg").trim();
-  } catch {
-    return "unavailable";
-  }
-};
-
-const startedAt = new Date();
-const loadStart = loadavg();
-const adapter = gpu().description;
-console.log(`adapter: ${adapter}`);
-console.log(`date: ${startedAt.toISOString()}`);
-console.log(`deno ${Deno.version.deno}, ${quick ? "quick" : "full"} run`);
-console.log(`load average at start: ${loadStart}`);
-for (const [who, load] of [["tfjs", loadTfjs], ["jax-js", loadJax]] as const) {
-  try {
-    await load();
-    console.log(`${who} loaded`);
-  } catch (e) {
-    console.log(`${who} failed to load: ${e}`);
-  }
-}
+const { startedAt, loadStart, adapter } = await startComparison(gpu().description, quick);
 
 const details: Record<string, Record<string, MatmulTiming | StepTiming>> = {};
 const log = (m: string) => console.log(`  ${m}`);

@@ -1034,3 +1034,37 @@ export async function peerRows(opts: {
   rows.push({ name: "MLP 784-128-10 train step, batch 64", unit: "ms", tfjs, jax });
   return rows;
 }
+
+/** The machine's load average (Linux), printed with every comparison: the CPUs are shared. */
+export function loadavg(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").trim();
+  } catch {
+    return "unavailable";
+  }
+}
+
+/**
+ * Prints the header every comparison run starts with (adapter, date, Deno,
+ * load) and loads both peers, reporting a peer that fails instead of stopping.
+ */
+export async function startComparison(
+  adapter: string,
+  quick: boolean,
+): Promise<{ startedAt: Date; loadStart: string; adapter: string }> {
+  const startedAt = new Date();
+  const loadStart = loadavg();
+  console.log(`adapter: ${adapter}`);
+  console.log(`date: ${startedAt.toISOString()}`);
+  console.log(`deno ${Deno.version.deno}, ${quick ? "quick" : "full"} run`);
+  console.log(`load average at start: ${loadStart}`);
+  for (const [who, load] of [["tfjs", loadTfjs], ["jax-js", loadJax]] as const) {
+    try {
+      await load();
+      console.log(`${who} loaded`);
+    } catch (e) {
+      console.log(`${who} failed to load: ${e}`);
+    }
+  }
+  return { startedAt, loadStart, adapter };
+}

@@ -51,13 +51,13 @@ import {
   jaxCnnStep,
   jaxConv,
   jaxResnetStep,
-  loadJax,
-  loadTfjs,
+  loadavg,
   type LossCheck,
   onTrainingStep,
   printTable,
   RESNET_PROTOCOL,
   type Row,
+  startComparison,
   tfjsCnnStep,
   tfjsConv,
   tfjsResnetStep,
@@ -268,29 +268,7 @@ const convReps = quick ? 5 : 15;
 const cnnReps = quick ? 3 : 7;
 const resnetReps = quick ? 1 : 3;
 
-const loadavg = (): string => {
-  try {
-    return Deno.readTextFileSync("/proc/loadavg").trim();
-  } catch {
-    return "unavailable";
-  }
-};
-
-const startedAt = new Date();
-const loadStart = loadavg();
-const adapter = gpu().description;
-console.log(`adapter: ${adapter}`);
-console.log(`date: ${startedAt.toISOString()}`);
-console.log(`deno ${Deno.version.deno}, ${quick ? "quick" : "full"} run`);
-console.log(`load average at start: ${loadStart}`);
-for (const [who, load] of [["tfjs", loadTfjs], ["jax-js", loadJax]] as const) {
-  try {
-    await load();
-    console.log(`${who} loaded`);
-  } catch (e) {
-    console.log(`${who} failed to load: ${e}`);
-  }
-}
+const { startedAt, loadStart, adapter } = await startComparison(gpu().description, quick);
 
 const details: Record<string, Record<string, ConvTiming | VisionStepTiming>> = {};
 const log = (m: string) => console.log(`  ${m}`);

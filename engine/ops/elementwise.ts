@@ -124,7 +124,8 @@ export const gelu = (x: Tensor, approximate: "none" | "tanh" = "none"): Tensor =
   unary(approximate === "tanh" ? "gelu_tanh" : "gelu", x);
 
 /** dx for a unary op from x, y and g (one fused kernel). */
-function unaryGrad(fn: UnaryFn, x: Tensor, y: Tensor, g: Tensor): Tensor {
+/** `g · f'(x)` in one fused kernel (also used by matmul's fused relu epilogue). */
+export function unaryGrad(fn: UnaryFn, x: Tensor, y: Tensor, g: Tensor): Tensor {
   const out = Tensor.empty(x.shape, "f32");
   for (const [start, n] of bindingChunks(x.size)) {
     if (n === 0) continue;

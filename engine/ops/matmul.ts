@@ -26,7 +26,7 @@ import {
   WG_X,
   WG_Y,
 } from "../../kernels/matmul.ts";
-import { add, broadcastShapes, cast, gelu, gt, mul, relu } from "./elementwise.ts";
+import { add, broadcastShapes, gelu, relu, unaryGrad } from "./elementwise.ts";
 import { sumTo } from "./reduce.ts";
 import { concat, expand, reshape, slice } from "./shape.ts";
 
@@ -420,7 +420,8 @@ export const matmulVjp: VjpRule<"matmul"> = (node, g0) => {
   const saved = node.saved;
   const a = saved[0];
   const b = saved[1];
-  const g = act === "relu" ? mul(g0, cast(gt(saved[2], 0), "f32")) : g0;
+  // relu' from the output (y > 0 exactly where x > 0): one fused kernel, not three.
+  const g = act === "relu" ? unaryGrad("relu", saved[2], saved[2], g0) : g0;
   const [na, nb, nbias] = node.needs;
   // C = op(A)op(B): d op(A) = g op(B)ᵀ, d op(B) = op(A)ᵀ g; transposed storage flips the product.
   let ga: Tensor | null = null;

@@ -82,17 +82,16 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     b.shape.slice(0, -2),
   );
   const batch = sizeOf(batchShape);
-  // Broadcast batch axes: either an operand has the full batch, or is shared (stride 0).
-  const ea = sizeOf(a.shape.slice(0, -2)) === batch
-    ? a
-    : batch === 1
-    ? a
-    : expandBatch(a, batchShape);
-  const eb = sizeOf(b.shape.slice(0, -2)) === batch
-    ? b
-    : batch === 1
-    ? b
-    : expandBatch(b, batchShape);
+  const batchA = sizeOf(a.shape.slice(0, -2));
+  const batchB = sizeOf(b.shape.slice(0, -2));
+  if (batch > 1 && batchB === 1 && batchA === batch && !transA) {
+    // x[B, T, C] · W: one [B·T, C] · W product (a view of x, no copy of W per batch entry),
+    // whose backward is again one GEMM per operand instead of a batch and a sum.
+    return foldedProduct(a, b, batchShape, M, N, opts);
+  }
+  // Broadcast batch axes: an operand has the full batch, or is shared (stride 0), or is expanded.
+  const ea = batchA === batch || batchA === 1 ? a : expandBatch(a, batchShape);
+  const eb = batchB === batch || batchB === 1 ? b : expandBatch(b, batchShape);
   const sA = sizeOf(ea.shape.slice(0, -2)) === 1 ? 0 : M * K;
   const sB = sizeOf(eb.shape.slice(0, -2)) === 1 ? 0 : K * N;
   // A gelu epilogue loses the pre-activation its gradient needs: unfuse it when recording.
@@ -123,6 +122,23 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (fusedAct === act) return out;
   const y = gelu(out);
   out.dispose(); // gelu's tape node keeps its own reference
+  return y;
+}
+
+/** `a[..., M, K] · op(b)` with `b` shared by every batch entry, as one 2-D product. */
+function foldedProduct(
+  a: Tensor,
+  b: Tensor,
+  batchShape: Shape,
+  M: number,
+  N: number,
+  opts: MatmulOptions,
+): Tensor {
+  const a2 = reshape(a, [sizeOf(batchShape) * M, a.shape.at(-1)!]);
+  const b2 = b.ndim === 2 ? b : reshape(b, b.shape.slice(-2));
+  const y2 = matmul(a2, b2, opts);
+  const y = reshape(y2, [...batchShape, M, N]);
+  for (const t of b2 === b ? [a2, y2] : [a2, b2, y2]) t.dispose();
   return y;
 }
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { matmul, type MatmulOptions, tensor } from "../../../mod.ts";
+import { matmul, type MatmulOptions, ones, tensor } from "../../../mod.ts";
+import { setDispatchObserver } from "../../../engine/dispatch.ts";
 import {
   assertClose,
   matmulRef,
@@ -233,4 +234,36 @@ Deno.test("matmul() backward computes only the gradients that are required", asy
       }, wrt);
     }
   }
+});
+
+Deno.test("matmul() of x[B, T, C] with a shared weight copies neither operand, forward or backward", async () => {
+  const r = new Rng(9);
+  const x = tensor(new Float32Array(r.uniformRef([3, 5, 8], -1, 1).data), {
+    shape: [3, 5, 8],
+    requiresGrad: true,
+  });
+  const w = tensor(new Float32Array(r.uniformRef([6, 8], -1, 1).data), {
+    shape: [6, 8],
+    requiresGrad: true,
+  });
+  const g = ones([3, 5, 6]);
+  const names: string[] = [];
+  setDispatchObserver({
+    onDispatch: (name) => void names.push(name),
+    beforeSubmit: () => {},
+    afterSubmit: () => {},
+    syncEach: false,
+  });
+  try {
+    const y = matmul(x, w, { transB: true });
+    assert.deepEqual(y.shape, [3, 5, 6]);
+    y.backward(g);
+    await y.toArray();
+  } finally {
+    setDispatchObserver(null);
+  }
+  // One product forward, one per gradient: no copies, no batch sums.
+  assert.deepEqual(names, ["matmul_tB", "matmul", "matmul_tA"]);
+  assert.deepEqual(w.grad?.shape, [6, 8]);
+  for (const t of [x, w, g]) t.dispose();
 });

@@ -33,6 +33,8 @@ export interface OpAttrs {
   matmul: { transA: boolean; transB: boolean; act: "none" | "relu" | "gelu"; bias: boolean };
   /** Softmax or log-softmax over the last axis. */
   softmax: { log: boolean };
+  /** Attention softmax `softmax(scale·s + mask)` over the last axis (the mask gets no gradient). */
+  maskedSoftmax: { scale: number };
   /** Per-row cross-entropy with integer labels. */
   crossEntropy: { labelSmoothing: number; ignoreIndex: number };
   /** View with another shape. */

@@ -90,6 +90,10 @@ export {
   type Size2,
 } from "./ops/pool.ts";
 export { batchNorm2d, type BatchNormOptions } from "./ops/batchnorm.ts";
+export {
+  scaledDotProductAttention,
+  type ScaledDotProductAttentionOptions,
+} from "./ops/attention.ts";
 export * as optim from "./optim/mod.ts";
 export { formatProfile, type KernelStats, profile, type ProfileReport } from "./profiler.ts";
 export * as nn from "./nn/mod.ts";

@@ -13,6 +13,10 @@ import { squeeze, unsqueeze } from "../ops/shape.ts";
 import { gather } from "../ops/index.ts";
 
 export { crossEntropy, type CrossEntropyOptions } from "../ops/softmax.ts";
+export {
+  scaledDotProductAttention,
+  type ScaledDotProductAttentionOptions,
+} from "../ops/attention.ts";
 
 /** How a loss combines its per-element values. */
 export type Reduction = "mean" | "sum" | "none";

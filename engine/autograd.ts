@@ -86,6 +86,10 @@ export interface OpAttrs {
    * flags say. Running-statistics updates are not part of the op.
    */
   batchNorm: { training: boolean; weight: boolean; bias: boolean };
+  /** Layer normalisation over the last axis; inputs are `[x, weight?, bias?]` as the flags say. */
+  layerNorm: { weight: boolean; bias: boolean };
+  /** Embedding lookup (inputs `[weight]`); rows of `paddingIdx` (-1: none) get no gradient. */
+  embedding: { paddingIdx: number };
 }
 
 /** Name of a differentiable primitive. */

@@ -90,6 +90,8 @@ export {
   type Size2,
 } from "./ops/pool.ts";
 export { batchNorm2d, type BatchNormOptions } from "./ops/batchnorm.ts";
+export { layerNorm } from "./ops/layernorm.ts";
+export { embedding, type EmbeddingOptions } from "./ops/embedding.ts";
 export {
   scaledDotProductAttention,
   type ScaledDotProductAttentionOptions,

@@ -13,6 +13,8 @@ import { squeeze, unsqueeze } from "../ops/shape.ts";
 import { gather } from "../ops/index.ts";
 
 export { crossEntropy, type CrossEntropyOptions } from "../ops/softmax.ts";
+export { layerNorm } from "../ops/layernorm.ts";
+export { embedding, type EmbeddingOptions } from "../ops/embedding.ts";
 export {
   scaledDotProductAttention,
   type ScaledDotProductAttentionOptions,

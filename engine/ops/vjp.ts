@@ -16,6 +16,8 @@ import { dropoutVjp } from "./random.ts";
 import { conv2dVjp } from "./conv.ts";
 import { adaptiveAvgPool2dVjp, avgPool2dVjp, maxPool2dVjp } from "./pool.ts";
 import { batchNormVjp } from "./batchnorm.ts";
+import { layerNormVjp } from "./layernorm.ts";
+import { embeddingVjp } from "./embedding.ts";
 import { maskedSoftmaxVjp } from "./attention.ts";
 
 let table: VjpTable | null = null;
@@ -50,6 +52,8 @@ export function vjpRules(): VjpTable {
     avgPool2d: avgPool2dVjp,
     adaptiveAvgPool2d: adaptiveAvgPool2dVjp,
     batchNorm: batchNormVjp,
+    layerNorm: layerNormVjp,
+    embedding: embeddingVjp,
     maskedSoftmax: maskedSoftmaxVjp,
   };
 }

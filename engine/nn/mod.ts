@@ -49,11 +49,16 @@ export {
   type MaxPool2dLayerOptions,
 } from "./pool.ts";
 export { BatchNorm2d, type BatchNorm2dOptions } from "./batchnorm.ts";
+export { LayerNorm, type LayerNormOptions } from "./layernorm.ts";
+export { Embedding, type EmbeddingLayerOptions } from "./embedding.ts";
 export { Flatten } from "./flatten.ts";
 export { Sequential } from "./sequential.ts";
 export {
   crossEntropy,
   type CrossEntropyOptions,
+  embedding,
+  type EmbeddingOptions,
+  layerNorm,
   linear,
   mseLoss,
   type MseLossOptions,

@@ -22,12 +22,17 @@
 
 import { fmtShape, type Shape, Tensor } from "../tensor.ts";
 import { isGradEnabled, record, type VjpRule } from "../autograd.ts";
-import { run } from "../dispatch.ts";
+import { copyBufferToTexture, run } from "../dispatch.ts";
+import { gpu } from "../device.ts";
+import type { Storage } from "../memory.ts";
+import { ScratchTextures } from "../scratch.ts";
 import {
   ATTENTION_MAX_RANK,
   type AttentionMaskKind,
   attentionSoftmaxGradProgram,
   attentionSoftmaxProgram,
+  keepToAdditiveProgram,
+  TEX_W,
 } from "../../kernels/attention.ts";
 import { broadcastShapes, broadcastStrides } from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
@@ -203,29 +208,137 @@ function uniforms(
   rows: number,
   n: number,
   scale: number,
-  shape: number[] = [],
-  strides: number[] = [],
-  cs = 0,
+  r0 = 0,
+  f0 = 0,
+  mask?: { shape: number[]; strides: number[]; cs: number },
 ): Uint8Array {
   const u = new ArrayBuffer(96);
   const w = new Uint32Array(u);
-  w.set([rows, n, shape.length, cs]);
+  w.set([rows, n, mask?.shape.length ?? 0, mask?.cs ?? 0, 0, r0, f0, 0]);
   new Float32Array(u)[4] = scale;
-  w.set(shape, 8);
-  w.set(strides, 16);
+  if (mask) {
+    w.set(mask.shape, 8);
+    w.set(mask.strides, 16);
+  }
   return new Uint8Array(u);
 }
 
 const groups = (rows: number) => Math.ceil(rows / 64);
+
+/** When the texture form of the kernels is used (see kernels/attention.ts); settable for tests. */
+const texturePath = {
+  /** Fewest scores for the texture form: below it the copy is not worth a dispatch. */
+  minScores: 1 << 14,
+  /** Texture rows per chunk (0: the device limit); small values test the chunking. */
+  chunkRows: 0,
+};
+
+/**
+ * Sets when the attention softmax uses its texture form, for tests and
+ * benchmarks: `minScores` (default 16384; `Infinity` never, 0 always) and
+ * `chunkRows`, the texture rows of 64 floats per dispatch (0: the device
+ * limit). Returns the previous settings.
+ *
+ * @example
+ * ```ts
+ * import { setAttentionTexturePath } from "./attention.ts";
+ * const prev = setAttentionTexturePath({ minScores: Infinity }); // storage buffers only
+ * setAttentionTexturePath(prev);
+ * ```
+ */
+export function setAttentionTexturePath(
+  o: { minScores?: number; chunkRows?: number },
+): { minScores: number; chunkRows: number } {
+  const prev = { ...texturePath };
+  Object.assign(texturePath, o);
+  return prev;
+}
+
+/** Scratch textures of the texture form: the scores, or P and dP. */
+const scratch = new ScratchTextures("attention", 32 << 20, { npot: true });
+
+/** One dispatch of the texture form: rows `[r0, r1)`, whose floats from `f0` fill `texRows` rows. */
+interface Chunk {
+  r0: number;
+  r1: number;
+  f0: number;
+  texRows: number;
+}
+
+/**
+ * Splits `rows` rows of `n` floats into chunks that each fit one texture of
+ * `TEX_W` texels by at most `maxRows` rows, every chunk starting on a texture
+ * row (64 floats) so the copy source offset is 256-byte aligned. Null when a
+ * row alone does not fit.
+ */
+function chunks(rows: number, n: number, maxRows: number): Chunk[] | null {
+  const per = 4 * TEX_W;
+  if (n + per - 1 > maxRows * per) return null;
+  const out: Chunk[] = [];
+  for (let r0 = 0; r0 < rows;) {
+    const f0 = Math.floor((r0 * n) / per) * per;
+    const r1 = Math.min(rows, Math.floor((f0 + maxRows * per) / n));
+    out.push({ r0, r1, f0, texRows: Math.ceil((r1 * n - f0) / per) });
+    r0 = r1;
+  }
+  return out;
+}
+
+/** The chunks of the texture form for `[rows, n]`, or null for the storage form. */
+function texturePlan(rows: number, n: number): { plan: Chunk[]; maxRows: number } | null {
+  if (rows * n < texturePath.minScores) return null;
+  // npot() turns a power-of-two height into one more row: stay below the limit.
+  const limit = gpu().limits.maxTextureDimension2D - 1;
+  const maxRows = texturePath.chunkRows > 0 ? Math.min(texturePath.chunkRows, limit) : limit;
+  const plan = chunks(rows, n, maxRows);
+  return plan && { plan, maxRows };
+}
+
+/**
+ * Copies the floats `[f0, f0 + 64·texRows)` of `src` into a scratch texture
+ * for `role`. Reading past the tensor's end stays within the buffer: its
+ * size class is a multiple of 256 bytes (engine/memory.ts); the kernels
+ * ignore those floats.
+ */
+function toTexture(role: string, src: Storage, c: Chunk, height: number): GPUTextureView {
+  const t = scratch.get(role, TEX_W, height, 1);
+  copyBufferToTexture(src, 4 * c.f0, 16 * TEX_W, c.texRows, t.texture, [TEX_W, c.texRows, 1]);
+  return t.view;
+}
+
+/**
+ * The mask as an additive f32 texture (u32 keep-masks converted to 0/−∞), or
+ * null when it needs more rows than `maxRows`: then the kernel reads it from
+ * its storage buffer.
+ */
+function maskTexture(mask: Tensor, maxRows: number): GPUTextureView | null {
+  const texRows = Math.ceil(mask.size / (4 * TEX_W));
+  if (texRows > maxRows) return null;
+  let additive = mask;
+  if (mask.dtype === "u32") {
+    additive = Tensor.empty(mask.shape, "f32");
+    run(keepToAdditiveProgram(), {
+      inputs: [mask.storage],
+      outputs: [additive.storage],
+      uniforms: new Uint32Array([mask.size]),
+      workgroups: Math.ceil(mask.size / 64),
+      bytes: 8 * mask.size,
+    });
+  }
+  const view = toTexture("M", additive.storage, { r0: 0, r1: 0, f0: 0, texRows }, texRows);
+  // The copy is recorded: later writes to a reused buffer land after it.
+  if (additive !== mask) additive.dispose();
+  return view;
+}
 
 function maskedSoftmaxRaw(s: Tensor, mask: Tensor | undefined, scale: number): Tensor {
   const n = s.shape.at(-1) ?? 1;
   const rows = n === 0 ? 0 : s.size / n;
   const out = Tensor.empty(s.shape, "f32");
   if (rows > 0) {
-    let u: Uint8Array;
+    let m: { shape: number[]; strides: number[]; cs: number } | undefined;
     if (mask) {
-      const m = maskRows(s.shape, mask);
+      m = maskRows(s.shape, mask);
       if (m.shape.length > ATTENTION_MAX_RANK) {
         throw new RangeError(
           `maskedSoftmax: mask ${fmtShape(mask.shape)} against scores ${
@@ -233,18 +346,38 @@ function maskedSoftmaxRaw(s: Tensor, mask: Tensor | undefined, scale: number): T
           } needs more than ${ATTENTION_MAX_RANK} strided axes`,
         );
       }
-      u = uniforms(rows, n, scale, m.shape, m.strides, m.cs);
-    } else u = uniforms(rows, n, scale);
-    const kind: AttentionMaskKind = mask ? mask.dtype as "f32" | "u32" : "none";
-    run(attentionSoftmaxProgram(kind), {
-      inputs: mask ? [s.storage, mask.storage] : [s.storage],
-      outputs: [out.storage],
-      uniforms: u,
-      workgroups: groups(rows),
-      // Two sweeps of the scores (and of the mask rows), one write.
-      bytes: 4 * (3 * s.size + (mask ? 2 * s.size : 0)),
-      flops: 8 * s.size,
-    });
+    }
+    const tex = texturePlan(rows, n);
+    const maskTex = mask && tex ? maskTexture(mask, tex.maxRows) : null;
+    const kind: AttentionMaskKind = maskTex
+      ? "texture"
+      : mask
+      ? mask.dtype as "f32" | "u32"
+      : "none";
+    const maskIn = maskTex ? [maskTex] : mask ? [mask.storage] : [];
+    // Two sweeps of the scores (and of the mask rows), one write.
+    const cost = (k: number) => ({ bytes: 4 * (3 + (mask ? 2 : 0)) * k * n, flops: 8 * k * n });
+    if (!tex) {
+      run(attentionSoftmaxProgram(kind, false), {
+        inputs: [s.storage, ...maskIn],
+        outputs: [out.storage],
+        uniforms: uniforms(rows, n, scale, 0, 0, m),
+        workgroups: groups(rows),
+        ...cost(rows),
+      });
+    } else {
+      const height = Math.max(...tex.plan.map((c) => c.texRows));
+      for (const c of tex.plan) {
+        const st = toTexture("S", s.storage, c, height);
+        run(attentionSoftmaxProgram(kind, true), {
+          inputs: [st, ...maskIn],
+          outputs: [out.storage],
+          uniforms: uniforms(c.r1 - c.r0, n, scale, c.r0, c.f0, m),
+          workgroups: groups(c.r1 - c.r0),
+          ...cost(c.r1 - c.r0),
+        });
+      }
+    }
   }
   record("maskedSoftmax", { scale }, [s], out, () => [out]);
   return out;
@@ -253,18 +386,35 @@ function maskedSoftmaxRaw(s: Tensor, mask: Tensor | undefined, scale: number): T
 /** Backward of the masked softmax: `dS = scale·P·(dP − rowsum(dP·P))`, one kernel. */
 export const maskedSoftmaxVjp: VjpRule<"maskedSoftmax"> = (node, g) => {
   const [p] = node.saved;
+  const { scale } = node.attrs;
   const n = p.shape.at(-1) ?? 1;
   const rows = n === 0 ? 0 : p.size / n;
   const ds = Tensor.empty(p.shape, "f32");
   if (rows > 0) {
-    run(attentionSoftmaxGradProgram(), {
-      inputs: [p.storage, g.storage],
-      outputs: [ds.storage],
-      uniforms: uniforms(rows, n, node.attrs.scale),
-      workgroups: groups(rows),
-      bytes: 4 * 3 * p.size,
-      flops: 4 * p.size,
-    });
+    const tex = texturePlan(rows, n);
+    const cost = (k: number) => ({ bytes: 4 * 5 * k * n, flops: 5 * k * n });
+    if (!tex) {
+      run(attentionSoftmaxGradProgram(false), {
+        inputs: [p.storage, g.storage],
+        outputs: [ds.storage],
+        uniforms: uniforms(rows, n, scale),
+        workgroups: groups(rows),
+        ...cost(rows),
+      });
+    } else {
+      const height = Math.max(...tex.plan.map((c) => c.texRows));
+      for (const c of tex.plan) {
+        const pt = toTexture("P", p.storage, c, height);
+        const gt = toTexture("G", g.storage, c, height);
+        run(attentionSoftmaxGradProgram(true), {
+          inputs: [pt, gt],
+          outputs: [ds.storage],
+          uniforms: uniforms(c.r1 - c.r0, n, scale, c.r0, c.f0),
+          workgroups: groups(c.r1 - c.r0),
+          ...cost(c.r1 - c.r0),
+        });
+      }
+    }
   }
   return [ds];
 };

@@ -16,6 +16,7 @@
  *   deno task profile pool --n 16 --c 64 --h 32 --w 32 [--op max|avg|adaptive] [--k 2]
  *     [--stride 2] [--pad 0] [--backward]
  *   deno task profile batchnorm --n 16 --c 64 --h 32 --w 32 [--op train|eval] [--backward]
+ *   deno task profile attention --b 32 --h 4 --t 128 --d 64 [--mask] [--dropout 0.1] [--backward]
  *
  * @module
  */
@@ -47,6 +48,11 @@ const { values, positionals } = parseArgs({
     pad: { type: "string" },
     groups: { type: "string" },
     c: { type: "string" },
+    b: { type: "string" },
+    t: { type: "string" },
+    d: { type: "string" },
+    mask: { type: "boolean" },
+    dropout: { type: "string" },
   },
 });
 const int = (v: string | undefined, d: number) => (v === undefined ? d : Number.parseInt(v, 10));
@@ -188,9 +194,34 @@ function setup(): Body {
           }
         });
     }
+    case "attention": {
+      // q, k, v [b, h, t, d]; --mask: a u32 padding mask [b, 1, 1, t] (the last quarter of keys off).
+      const [b, h, t, d] = [
+        int(values.b, 32),
+        int(values.h, 4),
+        int(values.t, 128),
+        int(values.d, 64),
+      ];
+      const [q, k, v] = [0, 1, 2].map(() => F.randn([b, h, t, d]));
+      for (const x of [q, k, v]) x.requiresGrad = !!values.backward;
+      const keep = Uint32Array.from({ length: b * t }, (_, i) => +(i % t < t - (t >> 2)));
+      const mask = values.mask ? F.tensor(keep, { shape: [b, 1, 1, t], dtype: "u32" }) : undefined;
+      const dropoutP = Number(values.dropout ?? 0);
+      return () =>
+        F.scope(() => {
+          const o = F.scaledDotProductAttention(q, k, v, { mask, dropoutP });
+          if (values.backward) {
+            o.backward(F.ones(o.shape));
+            for (const x of [q, k, v]) {
+              x.grad?.dispose();
+              x.grad = null;
+            }
+          }
+        });
+    }
     default:
       console.error(
-        `usage: deno task profile <matmul|elementwise|reduce|softmax|cross_entropy|copy|gather|random|optimizer|conv2d|pool|batchnorm> [size flags]\n` +
+        `usage: deno task profile <matmul|elementwise|reduce|softmax|cross_entropy|copy|gather|random|optimizer|conv2d|pool|batchnorm|attention> [size flags]\n` +
           `unknown kernel family "${family ?? ""}"`,
       );
       Deno.exit(2);

@@ -1,0 +1,54 @@
+/**
+ * `deno task bench` suite for transformer ops: scaled dot-product attention
+ * forward, and forward + backward, at BERT-mini's shape (B=32, H=4, T=128,
+ * D=64) and a BERT-base head count (B=8, H=12, T=128, D=64), with a u32
+ * padding mask `[B, 1, 1, T]` (the last quarter of keys masked out).
+ *
+ * Each measured iteration records `reps` calls (shown as "×reps" in the name)
+ * and ends with `await flushErrors()`, which submits them and waits for the
+ * GPU, so the time covers the GPU work. Inputs are made once.
+ *
+ * @module
+ */
+
+import { ones, randn, scaledDotProductAttention, scope, type Tensor, tensor } from "../mod.ts";
+import { flushErrors } from "../engine/dispatch.ts";
+
+/** Registers one bench that runs `body` `reps` times per iteration, then waits for the GPU. */
+function gpuBench(name: string, group: string, reps: number, body: () => void, baseline = false) {
+  Deno.bench({
+    name: `${name} ×${reps}`,
+    group,
+    baseline,
+    warmup: 1,
+    n: 3,
+    async fn(ctx) {
+      ctx.start();
+      for (let r = 0; r < reps; r++) scope(body);
+      await flushErrors();
+      ctx.end();
+    },
+  });
+}
+
+for (const [B, H, T, D] of [[32, 4, 128, 64], [8, 12, 128, 64]]) {
+  const shape = [B, H, T, D];
+  const [q, k, v] = [0, 1, 2].map(() => randn(shape));
+  const keep = Uint32Array.from({ length: B * T }, (_, i) => +(i % T < T - (T >> 2)));
+  const mask = tensor(keep, { shape: [B, 1, 1, T], dtype: "u32" });
+  const group = `attention [${shape}]`;
+  gpuBench(
+    `attention forward [${shape}], padding mask`,
+    group,
+    2,
+    () => void scaledDotProductAttention(q, k, v, { mask }),
+    true,
+  );
+  gpuBench(`attention forward + backward [${shape}], padding mask`, group, 1, () => {
+    const leaves = [q, k, v].map((t) => t.detach());
+    for (const t of leaves) t.requiresGrad = true;
+    const o = scaledDotProductAttention(leaves[0], leaves[1], leaves[2], { mask });
+    o.backward(ones(o.shape));
+    for (const t of leaves) (t.grad as Tensor).dispose();
+  });
+}

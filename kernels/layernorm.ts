@@ -1,24 +1,39 @@
 /**
  * Layer-normalisation kernels over the last axis of a `[rows, C]` view.
  *
- * Forward ({@link lnForwardProgram}): a 64-lane workgroup handles `64 / T`
- * rows with `T` lanes per row (`T` a power of two chosen by the op from C,
- * so that short rows do not leave most lanes idle). Each lane runs Welford
- * over its columns `t, t + T, ...` and the lanes of a row merge their
- * `(count, mean, M2)` with Chan's pairwise formula in workgroup memory: no
- * `E[x²] − E[x]²` cancellation for rows with a large mean. The same lanes
- * then write `y = (x − mean)·rstd·w + b` and lane 0 saves the row's mean and
- * `rstd = 1/√(var + eps)` for backward.
+ * Forward ({@link lnForwardProgram}) runs Welford over a row's values
+ * shifted by the row's first element `k = x[row, 0]`, then writes
+ * `y = ((x − k) − m)·rstd·w + b` and saves `m` (the shifted mean,
+ * `mean − k`) and `rstd = 1/√(var + eps)` for backward, which reads `k`
+ * from x again. Welford avoids the `E[x²] − E[x]²` cancellation; the shift
+ * keeps x̂ to f32 precision for rows with a large mean: without it, a
+ * running f32 mean near 1000 drifts by ulps (6e-5), which for a row of
+ * std 0.01 put errors of 0.04 into x̂ over 200 values. Two schedules:
  *
- * Backward, dx ({@link lnDxProgram}), on the same row schedule: one pass
- * reduces `Σ w·g` and `Σ w·g·x̂` per row (x̂ from the saved mean and rstd,
- * no statistics are recomputed) and a second writes
+ * - one invocation per row (rows of up to 1024 values): no workgroup memory
+ *   and no barriers;
+ * - `T` lanes per row (`T` a power of two, `64 / T` rows per 64-lane
+ *   workgroup) for wider rows, so that no lane loops more than 1024 times;
+ *   the lanes merge their `(count, mean, M2)` with Chan's pairwise formula
+ *   in workgroup memory.
+ *
+ * On llvmpipe the barriers of the lane schedule dominate. Measured with GPU
+ * timestamps on a loaded 2-core machine (variants interleaved in one process,
+ * best of 7, ms, forward / dx): `[4096, 256]` one invocation per row 45 / 75,
+ * 2 lanes 62 / 100, 4 lanes 50 / 100, 64 lanes (one workgroup per row)
+ * 179 / 177; `[512, 3072]` 4 lanes (the fewest the loop bound allows)
+ * 82 / 148, 16 lanes 95 / 142, 64 lanes 119 / 192. So the op uses the fewest
+ * lanes that respect the loop bound.
+ *
+ * Backward, dx ({@link lnDxProgram}), on the same schedules: one pass
+ * reduces `Σ w·g` and `Σ w·g·x̂` per row (x̂ from the saved shifted mean and
+ * rstd, no statistics are recomputed) and a second writes
  * `dx = rstd·(w·g − mean(w·g) − x̂·mean(w·g·x̂))`.
  *
  * Backward, dweight = `Σ_rows g·x̂` and dbias = `Σ_rows g` (column sums): rows
  * split into `P` parts ({@link lnParamPartsProgram}: workgroup `(b, p)` sums
- * rows `[p·chunk, (p+1)·chunk)` of 256 columns, 4 per lane, so the saved
- * mean/rstd loads are shared by 4 elements), then {@link lnColumnSumProgram}
+ * rows `[p·chunk, (p+1)·chunk)` of 256 columns, 4 per lane, so the loads
+ * of the row's shift, mean and rstd are shared by 4 elements), then {@link lnColumnSumProgram}
  * adds the parts (in further levels while more than `chunk` remain). With
  * `P = 1` the first kernel writes the gradients directly. The order of every
  * sum is fixed, so results are reproducible run to run.
@@ -72,21 +87,39 @@ function bindings(inputs: string[], outputs: string[]): string {
 }
 
 /**
- * Row schedule shared by forward and dx: `row`, lane `t` within the row,
- * `lead` (the row's first lane), `base` (offset of the row) and `end`
- * (C, or 0 past the last row so that the column loops are empty).
+ * Row schedules shared by forward and dx. Both define `row`, `valid`, `base`
+ * (offset of the row; of the last row past the end, so that loads stay in
+ * bounds without a branch) and the column loop `for (var j = j0; j < end; j += step)`.
+ *
+ * - `lanes`: `T` lanes per row (`t`, `lead`: the row's first lane), and
+ *   `end` = 0 past the last row.
+ * - `row`: one invocation per row (`T = 1` at compile time): no workgroup
+ *   memory and no barriers, and `j` is the same in every lane.
  */
-const ROW_SCHEDULE = /* wgsl */ `
+function schedule(perRow: boolean): string {
+  const head = `
 @compute @workgroup_size(${LN_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let grp = wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y;
+  let grp = wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y;`;
+  return perRow
+    ? `${head}
+  let row = grp * ${LN_WG}u + lid;
+  let valid = row < u.rows;
+  let base = min(row, u.rows - 1u) * u.C;
+  let j0 = 0u;
+  let step = 1u;
+  let end = u.C;`
+    : `${head}
   let row = grp * (${LN_WG}u >> u.logT) + (lid >> u.logT);
   let t = lid & (u.T - 1u);
   let lead = lid - t;
   let valid = row < u.rows;
   let base = select(0u, row * u.C, valid);
+  let j0 = t;
+  let step = u.T;
   let end = select(0u, u.C, valid);`;
+}
 
 /** Variant flags of {@link lnForwardProgram}. */
 export interface LnForwardVariant {
@@ -94,40 +127,23 @@ export interface LnForwardVariant {
   weight: boolean;
   /** A `[C]` bias is bound. */
   bias: boolean;
+  /** One invocation per row instead of `T` lanes (see the module notes). */
+  perRow: boolean;
 }
 
 /**
- * Forward: `y`, and the per-row `mean` and `rstd` saved for backward.
- * Inputs `x, [w], [b]`; outputs `y, mean, rstd`.
+ * Forward: `y`, and per row the shifted mean (`mean − x[row, 0]`) and `rstd`
+ * saved for backward. Inputs `x, [w], [b]`; outputs `y, mean, rstd`.
  */
 export function lnForwardProgram(v: LnForwardVariant): KernelProgram {
   const inputs = ["x", ...(v.weight ? ["w"] : []), ...(v.bias ? ["b"] : [])];
   const scale = v.weight ? " * w[j]" : "";
   const shift = v.bias ? " + b[j]" : "";
-  return {
-    name: "layer_norm",
-    key: `layer_norm_${v.weight}_${v.bias}`,
-    inputs: inputs.length,
-    outputs: 3,
-    uniforms: true,
-    wgsl: () =>
-      `${U}
-${bindings(inputs, ["y", "meanOut", "rstdOut"])}
-var<workgroup> sc: array<f32, ${LN_WG}>;
-var<workgroup> sm: array<f32, ${LN_WG}>;
-var<workgroup> sq: array<f32, ${LN_WG}>;
-${ROW_SCHEDULE}
-  var n = 0.0;
-  var mean = 0.0;
-  var m2 = 0.0;
-  for (var j = t; j < end; j += u.T) {
-    let v = x[base + j];
-    n += 1.0;
-    let d = v - mean;
-    mean += d / n;
-    m2 += d * (v - mean);
-  }
-  sc[lid] = n;
+  const merge = v.perRow
+    ? `let mu = mean;
+  let r = 1.0 / sqrt(max(m2, 0.0) / f32(u.C) + u.eps);
+  if (valid) {`
+    : `sc[lid] = n;
   sm[lid] = mean;
   sq[lid] = m2;
   workgroupBarrier();
@@ -145,47 +161,56 @@ ${ROW_SCHEDULE}
   }
   let mu = sm[lead];
   let r = 1.0 / sqrt(max(sq[lead], 0.0) / f32(u.C) + u.eps);
-  if (valid && t == 0u) {
+  if (valid && t == 0u) {`;
+  const shared = v.perRow ? "" : `var<workgroup> sc: array<f32, ${LN_WG}>;
+var<workgroup> sm: array<f32, ${LN_WG}>;
+var<workgroup> sq: array<f32, ${LN_WG}>;`;
+  return {
+    name: "layer_norm",
+    key: `layer_norm_${v.weight}_${v.bias}_${v.perRow}`,
+    inputs: inputs.length,
+    outputs: 3,
+    uniforms: true,
+    wgsl: () =>
+      `${U}
+${bindings(inputs, ["y", "meanOut", "rstdOut"])}
+${shared}
+${schedule(v.perRow)}
+  let k0 = x[base];
+  var n = 0.0;
+  var mean = 0.0;
+  var m2 = 0.0;
+  for (var j = j0; j < end; j += step) {
+    let v = x[base + j] - k0;
+    n += 1.0;
+    let d = v - mean;
+    mean += d / n;
+    m2 += d * (v - mean);
+  }
+  ${merge}
     meanOut[row] = mu;
     rstdOut[row] = r;
   }
-  for (var j = t; j < end; j += u.T) {
-    y[base + j] = (x[base + j] - mu) * r${scale}${shift};
+  for (var j = j0; j < end; j += step) {
+    let v = ((x[base + j] - k0) - mu) * r${scale}${shift};
+    ${v.perRow ? "if (valid) { y[base + j] = v; }" : "y[base + j] = v;"}
   }
 }`,
   };
 }
 
 /**
- * dx from `g, x, mean, rstd, [w]`:
+ * dx from `g, x, mean, rstd, [w]` (`mean` shifted as the forward saves it):
  * `dx = rstd·(w·g − mean(w·g) − x̂·mean(w·g·x̂))` per row.
  */
-export function lnDxProgram(v: { weight: boolean }): KernelProgram {
+export function lnDxProgram(v: { weight: boolean; perRow: boolean }): KernelProgram {
   const inputs = ["g", "x", "mean", "rstd", ...(v.weight ? ["w"] : [])];
   const gw = v.weight ? "g[base + j] * w[j]" : "g[base + j]";
-  return {
-    name: "layer_norm_backward",
-    key: `layer_norm_dx_${v.weight}`,
-    inputs: inputs.length,
-    outputs: 1,
-    uniforms: true,
-    wgsl: () =>
-      `${U}
-${bindings(inputs, ["dx"])}
-var<workgroup> s1: array<f32, ${LN_WG}>;
-var<workgroup> s2: array<f32, ${LN_WG}>;
-${ROW_SCHEDULE}
-  let rr = select(0u, row, valid);
-  let mu = mean[rr];
-  let r = rstd[rr];
-  var a = 0.0;
-  var b = 0.0;
-  for (var j = t; j < end; j += u.T) {
-    let gv = ${gw};
-    a += gv;
-    b += gv * ((x[base + j] - mu) * r);
-  }
-  s1[lid] = a;
+  const reduce = v.perRow
+    ? `let inv = 1.0 / f32(u.C);
+  let c1 = a * inv;
+  let c2 = b * inv;`
+    : `s1[lid] = a;
   s2[lid] = b;
   workgroupBarrier();
   for (var s = u.T >> 1u; s > 0u; s = s >> 1u) {
@@ -197,10 +222,36 @@ ${ROW_SCHEDULE}
   }
   let inv = 1.0 / f32(u.C);
   let c1 = s1[lead] * inv;
-  let c2 = s2[lead] * inv;
-  for (var j = t; j < end; j += u.T) {
-    let xh = (x[base + j] - mu) * r;
-    dx[base + j] = r * (${gw} - c1 - xh * c2);
+  let c2 = s2[lead] * inv;`;
+  const shared = v.perRow ? "" : `var<workgroup> s1: array<f32, ${LN_WG}>;
+var<workgroup> s2: array<f32, ${LN_WG}>;`;
+  return {
+    name: "layer_norm_backward",
+    key: `layer_norm_dx_${v.weight}_${v.perRow}`,
+    inputs: inputs.length,
+    outputs: 1,
+    uniforms: true,
+    wgsl: () =>
+      `${U}
+${bindings(inputs, ["dx"])}
+${shared}
+${schedule(v.perRow)}
+  let rr = min(row, u.rows - 1u);
+  let k0 = x[base];
+  let mu = mean[rr];
+  let r = rstd[rr];
+  var a = 0.0;
+  var b = 0.0;
+  for (var j = j0; j < end; j += step) {
+    let gv = ${gw};
+    a += gv;
+    b += gv * (((x[base + j] - k0) - mu) * r);
+  }
+  ${reduce}
+  for (var j = j0; j < end; j += step) {
+    let xh = ((x[base + j] - k0) - mu) * r;
+    let v = r * (${gw} - c1 - xh * c2);
+    ${v.perRow ? "if (valid) { dx[base + j] = v; }" : "dx[base + j] = v;"}
   }
 }`,
   };
@@ -234,7 +285,8 @@ function sumOutputs(v: LnParamVariant): { outputs: string[]; store: (k: number) 
 /**
  * Column sums of `g·x̂` and/or `g` over rows `[p·chunk, (p+1)·chunk)` for 256
  * columns per workgroup `(b, p)`. Inputs `g, [x, mean, rstd]` (the latter
- * only for dweight); output the parts `[P, K, C]` or, if final, `dw`/`db`.
+ * only for dweight; `mean` shifted as the forward saves it); output the
+ * parts `[P, K, C]` or, if final, `dw`/`db`.
  */
 export function lnParamPartsProgram(v: LnParamVariant): KernelProgram {
   const inputs = ["g", ...(v.dw ? ["x", "mean", "rstd"] : [])];
@@ -247,7 +299,7 @@ export function lnParamPartsProgram(v: LnParamVariant): KernelProgram {
   const body = lanes.map((k) =>
     `if (c${k} < u.C) {
       let gv = g[o + c${k}];
-      ${v.dw ? `a${k} += gv * ((x[o + c${k}] - mu) * r);` : ""}
+      ${v.dw ? `a${k} += gv * (((x[o + c${k}] - k0) - mu) * r);` : ""}
       ${v.db ? `b${k} += gv;` : ""}
     }`
   ).join("\n    ");
@@ -275,7 +327,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${acc}
   for (var row = r0; row < r1; row++) {
     let o = row * u.C;
-    ${v.dw ? "let mu = mean[row];\n    let r = rstd[row];" : ""}
+    ${v.dw ? "let k0 = x[o];\n    let mu = mean[row];\n    let r = rstd[row];" : ""}
     ${body}
   }
   ${writes}

@@ -2,7 +2,8 @@
  * Layer normalisation over the last axis ({@link layerNorm}) with fused
  * kernels (kernels/layernorm.ts), and its backward rule.
  *
- * Forward is one kernel that writes y and saves the per-row mean and
+ * Forward is one kernel that writes y and saves per row the mean (shifted
+ * by the row's first element, see kernels/layernorm.ts) and
  * `rstd = 1/√(var + eps)` (2 floats per row); backward reads them instead of
  * recomputing the statistics, and runs only what the needed gradients use:
  * the dx kernel when x needs a gradient, the column-sum kernels when weight
@@ -55,13 +56,13 @@ export const layerNormTuning = {
 };
 
 /**
- * Lanes per row: about 4 columns per lane, so that short rows share a
- * workgroup (64 / T rows each) instead of leaving most lanes idle, and at
- * most 64 (the workgroup).
+ * Lanes per row: 1 (the one-invocation-per-row kernel) while a row fits in
+ * {@link MAX_LOOP} iterations, else the fewest lanes that keep each lane's
+ * share within it.
  */
 function lanesPerRow(C: number): number {
   let T = 1;
-  while (T < LN_WG && T * 4 < C) T *= 2;
+  while (T * MAX_LOOP < C) T *= 2;
   return T;
 }
 
@@ -131,7 +132,7 @@ export function layerNorm(
   const rstd = Tensor.empty([rows]);
   if (x.size > 0) {
     const T = lanesPerRow(C);
-    run(lnForwardProgram({ weight: weight !== null, bias: bias !== null }), {
+    run(lnForwardProgram({ weight: weight !== null, bias: bias !== null, perRow: T === 1 }), {
       inputs: [x, weight, bias].filter((t): t is Tensor => t !== null).map((t) => t.storage),
       outputs: [y.storage, mean.storage, rstd.storage],
       uniforms: lnUniforms({ rows, C, T, eps }),
@@ -227,7 +228,7 @@ export const layerNormVjp: VjpRule<"layerNorm"> = (node, g) => {
     dx = Tensor.empty(shape);
     if (g.size > 0) {
       const T = lanesPerRow(C);
-      run(lnDxProgram({ weight: hasW }), {
+      run(lnDxProgram({ weight: hasW, perRow: T === 1 }), {
         inputs: [g, x, mean, rstd, ...(hasW ? [w] : [])].map((t) => t.storage),
         outputs: [dx.storage],
         uniforms: lnUniforms({ rows, C, T }),

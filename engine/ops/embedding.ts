@@ -1,11 +1,11 @@
 /**
- * Embedding lookup ({@link embedding}) and its backward rule, on the gather
- * and scatter-add kernels of kernels/index.ts.
+ * Embedding lookup ({@link embedding}) and its backward rule, with row-copy
+ * kernels (kernels/embedding.ts).
  *
- * The op is recorded on its own (not as an index-select) for two reasons:
- * the padding row must get no gradient, and the gradient is scattered
- * straight into one zero-filled `[num, dim]` tensor, without the copy of the
- * base that `scatterAdd()` makes.
+ * The op is recorded on its own (not as an index-select) so that the padding
+ * row gets no gradient and the gradient is scattered straight into one
+ * zero-filled `[num, dim]` tensor, without the copy of the base that
+ * `scatterAdd()` makes.
  *
  * @module
  */
@@ -13,8 +13,45 @@
 import { fmtShape, Tensor } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
 import { run } from "../dispatch.ts";
-import { gatherProgram, scatterAddProgram } from "../../kernels/index.ts";
-import { full, ne, where } from "./elementwise.ts";
+import {
+  EMB_WG,
+  embeddingGradProgram,
+  embeddingProgram,
+  embeddingUniforms,
+} from "../../kernels/embedding.ts";
+import type { KernelProgram } from "../../kernels/program.ts";
+import { full } from "./elementwise.ts";
+
+/** Widest row: 64 lanes with at most 1024 columns each (the kernels' loop bound). */
+const MAX_DIM = EMB_WG * 1024;
+
+/** Lanes per row: the row width rounded up to a power of two, at most a workgroup. */
+function lanesPerRow(dim: number): number {
+  let L = 1;
+  while (L < EMB_WG && L < dim) L *= 2;
+  return L;
+}
+
+/** Dispatch of one embedding kernel over `J` ids. */
+function dispatchRows(
+  program: KernelProgram,
+  inputs: Tensor[],
+  out: Tensor,
+  J: number,
+  num: number,
+  dim: number,
+  pad: number,
+): void {
+  if (J * dim === 0) return;
+  const L = lanesPerRow(dim);
+  run(program, {
+    inputs: inputs.map((t) => t.storage),
+    outputs: [out.storage],
+    uniforms: embeddingUniforms({ J, dim, num, L, pad }),
+    workgroups: Math.ceil(J / (EMB_WG / L)),
+    bytes: 4 * (2 * J * dim + J),
+  });
+}
 
 /** Options of {@link embedding}. */
 export interface EmbeddingOptions {
@@ -27,14 +64,6 @@ export interface EmbeddingOptions {
 }
 
 /**
- * Uniforms of the index kernels for an index-select of `J` rows of width
- * `dim` from a `[D, dim]` table (layout in kernels/index.ts).
- */
-function indexUniforms(J: number, dim: number, D: number): Uint32Array {
-  return new Uint32Array([J * dim, J, dim, D, 0, 1, 0, 0]);
-}
-
-/**
  * Rows of `weight [num, dim]` picked by integer `ids` (i32, any shape):
  * `out[..., :] = weight[ids[...], :]`, shaped `[...ids.shape, dim]`, like
  * `torch.nn.functional.embedding`.
@@ -44,11 +73,11 @@ function indexUniforms(J: number, dim: number, D: number): Uint32Array {
  *
  * Out-of-range ids (negative or ≥ num) are not checked: ids live on the GPU,
  * and reading them back would stall. Their output rows are zeros and they
- * contribute no gradient (the index kernels never touch memory outside the
+ * contribute no gradient (the kernels never touch memory outside the
  * table). PyTorch raises an IndexError instead.
  *
  * @param ids Integer ids, i32, any shape (0-d too).
- * @param weight The `[num, dim]` table, f32.
+ * @param weight The `[num, dim]` table, f32; `dim ≤ 65536`.
  * @param opts `paddingIdx`.
  * @returns `[...ids.shape, dim]`.
  *
@@ -75,18 +104,16 @@ export function embedding(ids: Tensor, weight: Tensor, opts: EmbeddingOptions = 
     );
   }
   const [num, dim] = weight.shape;
+  if (dim > MAX_DIM) {
+    throw new RangeError(
+      `embedding: rows of ${dim} values (weight ${
+        fmtShape(weight.shape)
+      }) are wider than the ${MAX_DIM} supported`,
+    );
+  }
   const paddingIdx = normalisePadding(opts.paddingIdx ?? null, num, weight);
   const out = Tensor.empty([...ids.shape, dim]);
-  const J = ids.size;
-  if (J * dim > 0) {
-    run(gatherProgram("f32"), {
-      inputs: [weight.storage, ids.storage],
-      outputs: [out.storage],
-      uniforms: indexUniforms(J, dim, num),
-      workgroups: Math.ceil((J * dim) / 64),
-      bytes: 4 * (2 * J * dim + J),
-    });
-  }
+  dispatchRows(embeddingProgram(), [weight, ids], out, ids.size, num, dim, -1);
   record("embedding", { paddingIdx }, [weight], out, () => [ids]);
   return out;
 }
@@ -104,33 +131,11 @@ function normalisePadding(p: number | null, num: number, weight: Tensor): number
   return p < 0 ? p + num : p;
 }
 
-/**
- * Backward of embedding: scatter-add of the gradient rows into zeros, with
- * the padding id replaced by -1 first (the kernel skips out-of-range ids).
- */
+/** Backward of embedding: scatter-add of the gradient rows into zeros, skipping the padding row. */
 export const embeddingVjp: VjpRule<"embedding"> = (node, g) => {
   const [ids] = node.saved;
   const [num, dim] = node.inputShapes[0];
   const grad = full([num, dim], 0);
-  const p = node.attrs.paddingIdx;
-  let index = ids;
-  if (p >= 0 && ids.size > 0) {
-    const keep = ne(ids, p);
-    const none = full([], -1, "i32");
-    index = where(keep, ids, none);
-    keep.dispose();
-    none.dispose();
-  }
-  const J = ids.size;
-  if (J * dim > 0) {
-    run(scatterAddProgram(), {
-      inputs: [g.storage, index.storage],
-      outputs: [grad.storage],
-      uniforms: indexUniforms(J, dim, num),
-      workgroups: Math.ceil((J * dim) / 64),
-      bytes: 4 * (3 * J * dim + J),
-    });
-  }
-  if (index !== ids) index.dispose();
+  dispatchRows(embeddingGradProgram(), [g, ids], grad, ids.size, num, dim, node.attrs.paddingIdx);
   return [grad];
 };

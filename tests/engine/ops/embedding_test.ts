@@ -41,15 +41,22 @@ const TOL = { rtol: 1e-5, atol: 1e-6 };
 
 Deno.test("embedding() matches the float64 reference for ids of any shape (0-d too)", async () => {
   const r = new Rng(1);
-  for (
-    const [idShape, num, dim] of [[[2, 3], 5, 4], [[7], 3, 1], [[], 9, 33], [[2, 2, 5], 40, 7]]
-  ) {
-    const ids = r.intRef(idShape as number[], 0, num as number);
-    const w = r.normalRef([num as number, dim as number]);
+  // Row widths below, at and above the 64 lanes of a workgroup (1, 4 and 7 share a
+  // workgroup between rows; 130 loops).
+  const cases: [number[], number, number][] = [
+    [[2, 3], 5, 4],
+    [[7], 3, 1],
+    [[], 9, 33],
+    [[2, 2, 5], 40, 7],
+    [[3, 9], 11, 130],
+  ];
+  for (const [idShape, num, dim] of cases) {
+    const ids = r.intRef(idShape, 0, num);
+    const w = r.normalRef([num, dim]);
     const idt = i32(ids), wt = upload(w);
-    poison([ids.data.length * (dim as number)]);
+    poison([ids.data.length * dim]);
     const out = embedding(idt, wt);
-    assert.deepEqual(out.shape, [...(idShape as number[]), dim]);
+    assert.deepEqual(out.shape, [...idShape, dim]);
     assertClose(await out.toArray(), embeddingRef(ids, w), { ...TOL, msg: `ids [${idShape}]` });
   }
 });
@@ -177,5 +184,9 @@ Deno.test("embedding() errors name the op and the shapes", () => {
   assert.throws(
     () => embedding(tensor([1], { dtype: "i32" }), w, { paddingIdx: -6 }),
     /paddingIdx -6 is out of range/,
+  );
+  assert.throws(
+    () => embedding(tensor([0], { dtype: "i32" }), zeros([1, 65537])),
+    /embedding: rows of 65537 values \(weight \[1, 65537\]\) are wider than the 65536 supported/,
   );
 });

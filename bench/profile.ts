@@ -9,6 +9,8 @@
  *   deno task profile cross_entropy --rows 1024 --cols 1000
  *   deno task profile copy --rows 1024 --cols 1024        (transpose)
  *   deno task profile gather --rows 30522 --cols 128 --n 4096
+ *   deno task profile layernorm --rows 4096 --cols 256 [--backward]
+ *   deno task profile embedding --rows 30522 --cols 256 --n 4096 [--backward]
  *   deno task profile random --n 1048576
  *   deno task profile optimizer --n 1048576 [--op sgd|adamw]
  *   deno task profile conv2d --n 8 --cin 64 --cout 64 --h 32 --w 32 --k 3 --stride 1 --pad 1
@@ -122,6 +124,41 @@ function setup(): Body {
       });
       return () => F.scope(() => void F.indexSelect(x, 0, idx));
     }
+    case "layernorm": {
+      // Forward, and with --backward dx, dweight and dbias, over [rows, cols].
+      const x = F.randn([int(values.rows, 4096), int(values.cols, 256)]);
+      const [w, b] = [F.ones([x.shape[1]]), F.zeros([x.shape[1]])];
+      x.requiresGrad = w.requiresGrad = b.requiresGrad = !!values.backward;
+      return () =>
+        F.scope(() => {
+          const y = F.layerNorm(x, w, b);
+          if (values.backward) {
+            y.backward(F.ones(y.shape));
+            for (const t of [x, w, b]) {
+              t.grad?.dispose();
+              t.grad = null;
+            }
+          }
+        });
+    }
+    case "embedding": {
+      // A [rows, cols] table looked up by n ids; --backward adds the weight gradient.
+      const rows = int(values.rows, 30522), n = int(values.n, 4096);
+      const w = F.randn([rows, int(values.cols, 256)]);
+      w.requiresGrad = !!values.backward;
+      const ids = F.tensor(Int32Array.from({ length: n }, (_, i) => (i * 7919) % rows), {
+        dtype: "i32",
+      });
+      return () =>
+        F.scope(() => {
+          const y = F.embedding(ids, w, { paddingIdx: 0 });
+          if (values.backward) {
+            y.backward(F.ones(y.shape));
+            w.grad?.dispose();
+            w.grad = null;
+          }
+        });
+    }
     case "random": {
       const n = int(values.n, 1 << 20);
       return () => F.scope(() => void F.randn([n]));
@@ -221,7 +258,7 @@ function setup(): Body {
     }
     default:
       console.error(
-        `usage: deno task profile <matmul|elementwise|reduce|softmax|cross_entropy|copy|gather|random|optimizer|conv2d|pool|batchnorm|attention> [size flags]\n` +
+        `usage: deno task profile <matmul|elementwise|reduce|softmax|cross_entropy|copy|gather|random|optimizer|conv2d|pool|batchnorm|layernorm|embedding|attention> [size flags]\n` +
           `unknown kernel family "${family ?? ""}"`,
       );
       Deno.exit(2);

@@ -2,7 +2,11 @@
  * `deno task bench` suite for transformer ops: scaled dot-product attention
  * forward, and forward + backward, at BERT-mini's shape (B=32, H=4, T=128,
  * D=64) and a BERT-base head count (B=8, H=12, T=128, D=64), with a u32
- * padding mask `[B, 1, 1, T]` (the last quarter of keys masked out).
+ * padding mask `[B, 1, 1, T]` (the last quarter of keys masked out); layer
+ * norm (with weight and bias) forward, and forward + backward (dx, dweight,
+ * dbias), over `[4096, 256]` and `[1024, 768]`; embedding lookup of 4096 ids
+ * in a `[30522, 256]` table (BERT's vocabulary), forward and forward +
+ * weight gradient.
  *
  * Each measured iteration records `reps` calls (shown as "×reps" in the name)
  * and ends with `await flushErrors()`, which submits them and waits for the
@@ -11,7 +15,16 @@
  * @module
  */
 
-import { ones, randn, scaledDotProductAttention, scope, type Tensor, tensor } from "../mod.ts";
+import {
+  embedding,
+  layerNorm,
+  ones,
+  randn,
+  scaledDotProductAttention,
+  scope,
+  type Tensor,
+  tensor,
+} from "../mod.ts";
 import { flushErrors } from "../engine/dispatch.ts";
 
 /** Registers one bench that runs `body` `reps` times per iteration, then waits for the GPU. */
@@ -50,5 +63,35 @@ for (const [B, H, T, D] of [[32, 4, 128, 64], [8, 12, 128, 64]]) {
     const o = scaledDotProductAttention(leaves[0], leaves[1], leaves[2], { mask });
     o.backward(ones(o.shape));
     for (const t of leaves) (t.grad as Tensor).dispose();
+  });
+}
+
+for (const [rows, C] of [[4096, 256], [1024, 768]]) {
+  const x = randn([rows, C]);
+  const [w, b] = [randn([C]), randn([C])];
+  const group = `layer norm [${rows},${C}]`;
+  gpuBench(`layerNorm forward [${rows},${C}]`, group, 4, () => void layerNorm(x, w, b), true);
+  gpuBench(`layerNorm forward + backward [${rows},${C}]`, group, 1, () => {
+    const leaves = [x, w, b].map((t) => t.detach());
+    for (const t of leaves) t.requiresGrad = true;
+    const y = layerNorm(leaves[0], leaves[1], leaves[2]);
+    y.backward(ones(y.shape));
+    for (const t of leaves) (t.grad as Tensor).dispose();
+  });
+}
+
+{
+  const table = randn([30522, 256]);
+  const ids = tensor(Int32Array.from({ length: 4096 }, (_, i) => (i * 7919) % 30522), {
+    dtype: "i32",
+  });
+  const group = "embedding [30522,256], 4096 ids";
+  gpuBench("embedding forward", group, 4, () => void embedding(ids, table), true);
+  gpuBench("embedding forward + weight gradient", group, 1, () => {
+    const w = table.detach();
+    w.requiresGrad = true;
+    const y = embedding(ids, w, { paddingIdx: 0 });
+    y.backward(ones(y.shape));
+    (w.grad as Tensor).dispose();
   });
 }

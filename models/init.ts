@@ -79,3 +79,32 @@ export function normal(t: Tensor, std: number): void {
 export function constant(t: Tensor, value: number): void {
   overwrite(t, () => full(t.shape, value, t.dtype));
 }
+
+/**
+ * Zeroes row `row` of a `[rows, cols]` tensor in place (`t[row].zero_()`), as
+ * transformers does for an embedding's padding row after `normal_`.
+ *
+ * @param t A 2-D tensor overwritten in place.
+ * @param row The row, in `[0, rows)`.
+ *
+ * @example
+ * ```ts
+ * import { ones } from "../mod.ts";
+ * import { zeroRow } from "./init.ts";
+ * const w = ones([3, 2]);
+ * zeroRow(w, 1);
+ * console.log(await w.toArray()); // [1, 1, 0, 0, 1, 1]
+ * ```
+ */
+export function zeroRow(t: Tensor, row: number): void {
+  const [rows, cols] = t.shape;
+  if (t.ndim !== 2 || !Number.isInteger(row) || row < 0 || row >= rows) {
+    throw new RangeError(`zeroRow: row ${row} of a [${t.shape}] tensor`);
+  }
+  if (cols === 0) return;
+  noGrad(() => {
+    const z = full([cols], 0, t.dtype);
+    copyBuffer(z.storage, 0, t.storage, row * cols * 4, cols * 4);
+    z.dispose();
+  });
+}

@@ -58,6 +58,32 @@ export {
   type MobileNetV2Options,
 } from "./mobilenet_v2.ts";
 
+export {
+  bert,
+  BERT_CONFIGS,
+  BertAttention,
+  type BertConfig,
+  bertConfig,
+  BertEmbeddings,
+  BertEncoder,
+  BertForSequenceClassification,
+  bertForSequenceClassification,
+  type BertInputs,
+  BertIntermediate,
+  BertLayer,
+  type BertLoadStateDictResult,
+  BertModel,
+  type BertModelOptions,
+  type BertModelOutput,
+  bertNumParameters,
+  BertOutput,
+  BertPooler,
+  BertSelfAttention,
+  BertSelfOutput,
+  type BertShapesOptions,
+  bertStateDictShapes,
+} from "./bert.ts";
+
 // torchvision's snake_case names, so code ported from PyTorch reads the same.
 export { vgg11Bn as vgg11_bn } from "./vgg.ts";
 export { mobilenetV2 as mobilenet_v2 } from "./mobilenet_v2.ts";

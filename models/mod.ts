@@ -1,17 +1,26 @@
 /**
- * Vision models laid out exactly as torchvision 0.14's (same module names, so
- * `stateDict()` keys and shapes match and torchvision checkpoints load with
- * `loadStateDict`): ResNet-18/34/50, VGG-11 (with and without BatchNorm) and
- * MobileNetV2, with options for CIFAR-sized inputs.
+ * Models laid out exactly as their reference implementations (same module
+ * names, so `stateDict()` keys and shapes match and the references'
+ * checkpoints load with `loadStateDict`): torchvision 0.14's ResNet-18/34/50,
+ * VGG-11 (with and without BatchNorm) and MobileNetV2, with options for
+ * CIFAR-sized inputs; Hugging Face transformers' BERT (`bert`,
+ * `bertForSequenceClassification`, presets in `BERT_CONFIGS`); timm's Vision
+ * Transformer and DeiT (`visionTransformer`, `deit_tiny`, `deit_small`,
+ * `deit_base`).
  *
- * | builder       | torchvision     | parameters (1000 classes) |
- * | ------------- | --------------- | ------------------------- |
- * | `resnet18`    | `resnet18`      | 11,689,512                |
- * | `resnet34`    | `resnet34`      | 21,797,672                |
- * | `resnet50`    | `resnet50`      | 25,557,032                |
- * | `vgg11`       | `vgg11`         | 132,863,336               |
- * | `vgg11Bn`     | `vgg11_bn`      | 132,868,840               |
- * | `mobilenetV2` | `mobilenet_v2`  | 3,504,872                 |
+ * | builder                         | reference                              | parameters (default head) |
+ * | ------------------------------- | -------------------------------------- | ------------------------- |
+ * | `resnet18`                      | torchvision `resnet18`                 | 11,689,512                |
+ * | `resnet34`                      | torchvision `resnet34`                 | 21,797,672                |
+ * | `resnet50`                      | torchvision `resnet50`                 | 25,557,032                |
+ * | `vgg11`                         | torchvision `vgg11`                    | 132,863,336               |
+ * | `vgg11Bn`                       | torchvision `vgg11_bn`                 | 132,868,840               |
+ * | `mobilenetV2`                   | torchvision `mobilenet_v2`             | 3,504,872                 |
+ * | `bert()`                        | transformers `BertModel` (base)        | 109,482,240               |
+ * | `bertForSequenceClassification` | `BertForSequenceClassification` (base) | 109,483,778               |
+ * | `deit_tiny`                     | timm `deit_tiny_patch16_224`           | 5,717,416                 |
+ * | `deit_small`                    | timm `deit_small_patch16_224`          | 22,050,664                |
+ * | `deit_base`                     | timm `deit_base_patch16_224`           | 86,567,656                |
  *
  * @example
  * ```ts
@@ -83,6 +92,23 @@ export {
   type BertShapesOptions,
   bertStateDictShapes,
 } from "./bert.ts";
+export {
+  Attention,
+  Block,
+  deit_base,
+  deit_small,
+  deit_tiny,
+  deitBase,
+  deitSmall,
+  deitTiny,
+  Mlp,
+  PatchEmbed,
+  VisionTransformer,
+  visionTransformer,
+  type VisionTransformerOptions,
+  vitNumParameters,
+  vitStateDictShapes,
+} from "./vit.ts";
 
 // torchvision's snake_case names, so code ported from PyTorch reads the same.
 export { vgg11Bn as vgg11_bn } from "./vgg.ts";

@@ -12,7 +12,17 @@ import type { KernelProgram } from "./program.ts";
 /** Largest rank of the strided copy. */
 export const COPY_RANK = 8;
 
-/** The strided copy kernel (32-bit elements of any dtype). */
+/** Elements of the innermost axis one invocation copies (a run's chunk). */
+export const COPY_CHUNK = 32;
+
+/**
+ * The strided copy kernel (32-bit elements of any dtype). Each invocation
+ * copies up to {@link COPY_CHUNK} elements along the innermost axis, so the
+ * index arithmetic over the outer axes (integer divisions, which llvmpipe
+ * runs lane by lane) is paid once per chunk instead of once per element:
+ * permuting [32, 128, 4, 32] -> [32, 4, 128, 32] took 152 ms with one
+ * element per invocation.
+ */
 export function stridedCopyProgram(): KernelProgram {
   return {
     name: "strided_copy",
@@ -22,7 +32,8 @@ export function stridedCopyProgram(): KernelProgram {
     uniforms: true,
     wgsl: () => /* wgsl */ `
 struct U {
-  n: u32, rank: u32, inBase: u32, outBase: u32,
+  items: u32, rank: u32, inBase: u32, outBase: u32,
+  run: u32, chunks: u32, isRun: u32, osRun: u32,
   shape: array<vec4<u32>, 2>, is: array<vec4<u32>, 2>, os: array<vec4<u32>, 2>,
 }
 fn dim(v: array<vec4<u32>, 2>, d: u32) -> u32 { return v[d >> 2u][d & 3u]; }
@@ -33,8 +44,11 @@ fn dim(v: array<vec4<u32>, 2>, d: u32) -> u32 { return v[d >> 2u][d & 3u]; }
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   let stride = nwg.x * nwg.y * nwg.z * 64u;
-  for (var i = (wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y) * 64u + lid; i < u.n; i += stride) {
-    var r = i; var a = u.inBase; var b = u.outBase;
+  for (var i = (wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y) * 64u + lid; i < u.items; i += stride) {
+    var r = i / u.chunks;
+    let k0 = (i - r * u.chunks) * ${COPY_CHUNK}u;
+    var a = u.inBase;
+    var b = u.outBase;
     for (var d = i32(u.rank) - 1; d >= 0; d--) {
       let s = dim(u.shape, u32(d));
       let c = r % s;
@@ -42,7 +56,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       a += c * dim(u.is, u32(d));
       b += c * dim(u.os, u32(d));
     }
-    dst[b] = src[a];
+    let k1 = min(k0 + ${COPY_CHUNK}u, u.run);
+    for (var k = k0; k < k1; k++) {
+      dst[b + k * u.osRun] = src[a + k * u.isRun];
+    }
   }
 }`,
   };

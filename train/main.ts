@@ -14,10 +14,10 @@
 import { parseArgs } from "node:util";
 import { manualSeed, optim } from "../mod.ts";
 import { gpu, initGpu } from "../engine/device.ts";
-import { DATASETS, prepareData } from "./datasets.ts";
+import { DATASETS, prepareData, TEXT_DATASETS } from "./datasets.ts";
 import { DivergedError, train } from "./trainer.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
-import { buildModel, modelNames } from "./models.ts";
+import { buildModel, isTextModel, modelNames, modelRecipe } from "./models.ts";
 import { writeReport } from "./report.ts";
 import { AutoFreeze, LinearFreezing } from "../smartfrz/mod.ts";
 
@@ -36,16 +36,24 @@ Options:
                         CIFAR: data_batch_*.bin, test_batch.bin / train.bin, test.bin;
                         folder: DIR/train/<class>/*.png|jpg and DIR/test/<class>/*)
   --image-size N        side of the images of --dataset folder (default 64)
+  --max-length N        tokens per text example, [CLS] and [SEP] included (default 128)
+  --train-limit N       train on N training examples drawn at random (default 0: all);
+                        the held-out test set is always used whole
   --epochs N            epochs (default 3)
-  --batch-size N        samples per step (default 128)
-  --lr X                peak learning rate (default 0.05 for sgd, 0.001 for adamw)
-  --optimizer NAME      ${OPTIMIZERS.join(" | ")} (default sgd, momentum 0.9)
+  --batch-size N        samples per step (default 128; 32 for BERT, 64 for DeiT)
+  --lr X                peak learning rate (default 0.05 for sgd, 0.001 for adamw;
+                        5e-4 for BERT, 1e-3 for DeiT)
+  --optimizer NAME      ${
+  OPTIMIZERS.join(" | ")
+} (default sgd, momentum 0.9; adamw for BERT and DeiT)
   --momentum X          SGD momentum (default 0.9)
-  --weight-decay X      weight decay (default 5e-4 for sgd, 0.01 for adamw)
-  --schedule NAME       ${SCHEDULES.join(" | ")} (default cosine)
-  --warmup N            linear warm-up steps before the schedule (default 0)
+  --weight-decay X      weight decay (default 5e-4 for sgd, 0.01 for adamw; 0.05 for DeiT)
+  --schedule NAME       ${SCHEDULES.join(" | ")} (default cosine; linear for BERT)
+  --warmup N            linear warm-up steps before the schedule (default 0;
+                        10% of all steps for BERT, 5% for DeiT)
   --hidden N            hidden units of the MLP (default 256)
   --width N             channels of a ResNet's first stage (default 64; smaller trains faster)
+  --patch-size N        DeiT patch side (default 16, or 4 for images of 32 px or less)
   --seed N              random seed for weights and data order (default 0)
   --freeze METHOD       ${FREEZE.join(" | ")} (default none)
   --out DIR             run directory (default runs/<model>-<dataset>-<time>)
@@ -71,6 +79,9 @@ export interface TrainArgs {
   warmup: number;
   hidden: number;
   imageSize: number;
+  maxLength: number;
+  patchSize: number;
+  trainLimit: number;
   width: number;
   seed: number;
   freeze: string;
@@ -138,6 +149,9 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
         warmup: str,
         hidden: str,
         "image-size": str,
+        "max-length": str,
+        "train-limit": str,
+        "patch-size": str,
         width: str,
         seed: str,
         freeze: str,
@@ -154,7 +168,10 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
   }
   if (values.help) return null;
   const s = (k: string) => values[k] as string | undefined;
-  const optimizer = oneOf("optimizer", s("optimizer"), "sgd", OPTIMIZERS);
+  const model = oneOf("model", s("model"), "mlp", modelNames());
+  // Transformers train with AdamW, warm-up and decay (BERT's and DeiT's recipes).
+  const recipe = modelRecipe(model);
+  const optimizer = oneOf("optimizer", s("optimizer"), recipe.optimizer ?? "sgd", OPTIMIZERS);
   const freeze = s("freeze") ?? "none";
   if (freeze === "smartfrz") {
     throw new UsageError(
@@ -163,21 +180,28 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
     );
   }
   const args: TrainArgs = {
-    model: oneOf("model", s("model"), "mlp", modelNames()),
+    model,
     dataset: oneOf("dataset", s("dataset"), "fashion-mnist", DATASETS),
     data: s("data"),
     epochs: num("epochs", s("epochs"), 3, { int: true, min: 1 }),
-    batchSize: num("batch-size", s("batch-size"), 128, { int: true, min: 1 }),
-    lr: num("lr", s("lr"), optimizer === "adamw" ? 1e-3 : 0.05, { min: 0 }),
+    batchSize: num("batch-size", s("batch-size"), recipe.batchSize ?? 128, { int: true, min: 1 }),
+    lr: num("lr", s("lr"), recipe.lr ?? (optimizer === "adamw" ? 1e-3 : 0.05), { min: 0 }),
     optimizer,
     momentum: num("momentum", s("momentum"), 0.9, { min: 0 }),
-    weightDecay: num("weight-decay", s("weight-decay"), optimizer === "adamw" ? 0.01 : 5e-4, {
-      min: 0,
-    }),
-    schedule: oneOf("schedule", s("schedule"), "cosine", SCHEDULES),
-    warmup: num("warmup", s("warmup"), 0, { int: true, min: 0 }),
+    weightDecay: num(
+      "weight-decay",
+      s("weight-decay"),
+      recipe.weightDecay ?? (optimizer === "adamw" ? 0.01 : 5e-4),
+      { min: 0 },
+    ),
+    schedule: oneOf("schedule", s("schedule"), recipe.schedule ?? "cosine", SCHEDULES),
+    // -1: the recipe's fraction of all steps, resolved once the step count is known.
+    warmup: num("warmup", s("warmup"), recipe.warmupFraction ? -1 : 0, { int: true, min: 0 }),
     hidden: num("hidden", s("hidden"), 256, { int: true, min: 1 }),
     imageSize: num("image-size", s("image-size"), 64, { int: true, min: 1 }),
+    maxLength: num("max-length", s("max-length"), 128, { int: true, min: 3 }),
+    patchSize: num("patch-size", s("patch-size"), 0, { int: true, min: 1 }),
+    trainLimit: num("train-limit", s("train-limit"), 0, { int: true, min: 1 }),
     width: num("width", s("width"), 64, { int: true, min: 1 }),
     seed: num("seed", s("seed"), 0, { int: true }),
     freeze: oneOf("freeze", freeze, "none", FREEZE),
@@ -188,6 +212,15 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
     checkpointEvery: num("checkpoint-every", s("checkpoint-every"), 0, { int: true, min: 0 }),
     given: Object.keys(values).filter((k) => values[k] !== undefined),
   };
+  if (isTextModel(args.model) !== TEXT_DATASETS.includes(args.dataset)) {
+    throw new UsageError(
+      isTextModel(args.model)
+        ? `--model ${args.model} reads text: use --dataset ${TEXT_DATASETS.join(" | ")}`
+        : `--dataset ${args.dataset} is text: use --model ${
+          modelNames().filter(isTextModel).join(" | ")
+        }`,
+    );
+  }
   if (args.resume && !args.out) {
     throw new UsageError("--resume: name the run to continue with --out DIR");
   }
@@ -195,6 +228,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
 }
 
 function schedule(a: TrainArgs, total: number): (step: number) => number {
+  const warmup = warmupSteps(a, total);
+  a = { ...a, warmup };
   const after = a.schedule === "cosine"
     ? optim.cosineLR(a.lr, Math.max(1, total - a.warmup))
     : a.schedule === "linear"
@@ -203,6 +238,12 @@ function schedule(a: TrainArgs, total: number): (step: number) => number {
     ? optim.stepLR(a.lr, Math.max(1, Math.floor(total / 3)), 0.1)
     : () => a.lr;
   return a.warmup > 0 ? optim.linearWarmup(a.lr, a.warmup, after) : after;
+}
+
+/** Warm-up steps: as given, or the model recipe's fraction of `total` (when `--warmup` is -1). */
+export function warmupSteps(a: TrainArgs, total: number): number {
+  if (a.warmup >= 0) return a.warmup;
+  return Math.round((modelRecipe(a.model).warmupFraction ?? 0) * total);
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -242,9 +283,12 @@ async function main(argv: string[]): Promise<number> {
   await initGpu();
   const device = gpu().description;
   console.log(`device: ${device}`);
-  const { ds, train: trainLoader, test: testLoader } = await prepareData(args);
+  const data = await prepareData(args);
+  const { train: trainLoader, test: testLoader } = data;
   console.log(
-    `data: ${args.dataset} from ${ds.source} (${ds.train.n} training, ${ds.test.n} held-out test images)`,
+    `data: ${args.dataset} from ${data.source} (${data.trainCount} training, ${data.testCount} held-out test ${
+      data.text ? "examples" : "images"
+    })`,
   );
   manualSeed(args.seed);
   const [channels, height, width] = trainLoader.sampleShape;
@@ -252,7 +296,8 @@ async function main(argv: string[]): Promise<number> {
     channels,
     height,
     width,
-    classes: ds.train.classes.length,
+    classes: data.classes.length,
+    text: data.text,
   }, args);
   const params = built.model.numParameters();
   console.log(`model: ${built.description}, ${params} parameters`);
@@ -271,7 +316,7 @@ async function main(argv: string[]): Promise<number> {
         {
           model: args.model,
           dataset: args.dataset,
-          source: ds.source,
+          source: data.source,
           args,
           device,
           started: new Date().toISOString(),
@@ -291,6 +336,7 @@ async function main(argv: string[]): Promise<number> {
       train: trainLoader,
       test: testLoader,
       sampleShape: built.sampleShape,
+      forward: built.forward,
       epochs: args.epochs,
       lrAt: schedule(args, args.epochs * trainLoader.batchesPerEpoch),
       hooks: args.freeze === "linear"

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { models, nn, type Tensor } from "../mod.ts";
+import { models, nn, reshape, slice, type Tensor } from "../mod.ts";
 import type { FreezeUnit } from "../smartfrz/units.ts";
 
 /** What a model constructor is told about the data. */
@@ -18,6 +18,8 @@ export interface DataShape {
   width: number;
   /** Number of classes. */
   classes: number;
+  /** Text data: the tokenizer's vocabulary size and the tokens per example. */
+  text?: { vocabSize: number; maxLength: number };
 }
 
 /** Options common to the models. */
@@ -26,6 +28,58 @@ export interface ModelArgs {
   hidden: number;
   /** Channels of a ResNet's first stage (64 in the standard ResNets). */
   width: number;
+  /** DeiT patch side (0: 16, or 4 for images of 32 px or less). */
+  patchSize?: number;
+}
+
+/** How a model trains unless the command line says otherwise. */
+export interface Recipe {
+  /** Optimizer name. */
+  optimizer?: "sgd" | "adamw";
+  /** Peak learning rate. */
+  lr?: number;
+  /** Samples per step. */
+  batchSize?: number;
+  /** Weight decay. */
+  weightDecay?: number;
+  /** Schedule after the warm-up. */
+  schedule?: "cosine" | "linear" | "step" | "constant";
+  /** Warm-up steps as a fraction of all steps. */
+  warmupFraction?: number;
+}
+
+const BERT_RECIPE: Recipe = {
+  // BERT's fine-tuning recipe (Devlin et al. 2019: AdamW, 10% linear warm-up, linear decay);
+  // a higher peak rate than fine-tuning's 2e-5..5e-5 because these small BERTs start from scratch.
+  optimizer: "adamw",
+  lr: 5e-4,
+  batchSize: 32,
+  weightDecay: 0.01,
+  schedule: "linear",
+  warmupFraction: 0.1,
+};
+
+const DEIT_RECIPE: Recipe = {
+  // DeiT's recipe (Touvron et al. 2021: AdamW, weight decay 0.05, 5 warm-up epochs of 300,
+  // cosine decay), scaled to short runs.
+  optimizer: "adamw",
+  lr: 1e-3,
+  batchSize: 64,
+  weightDecay: 0.05,
+  schedule: "cosine",
+  warmupFraction: 0.05,
+};
+
+/** The recipe of a model name (empty for the CNNs and the MLP: the CLI defaults). */
+export function modelRecipe(name: string): Recipe {
+  if (name.startsWith("bert-")) return BERT_RECIPE;
+  if (name.startsWith("deit-")) return DEIT_RECIPE;
+  return {};
+}
+
+/** Whether a model reads token ids (and so needs a text dataset). */
+export function isTextModel(name: string): boolean {
+  return name.startsWith("bert-");
 }
 
 /** A model ready for the trainer. */
@@ -34,6 +88,8 @@ export interface BuiltModel {
   model: nn.Module & { forward(x: Tensor): Tensor };
   /** One sample's shape as the network takes it. */
   sampleShape: number[];
+  /** Batch `[N, ...sampleShape]` to logits, when that is not `model.forward`. */
+  forward?: (x: Tensor) => Tensor;
   /** A one-line description. */
   description: string;
   /** Freezable blocks, front to back (the classifier head excluded). */
@@ -59,6 +115,11 @@ const BUILDERS: Record<string, Builder> = {
   resnet50: (d, a) => resnet("resnet50", models.resnet50, d, a),
   vgg11: (d) => vgg("vgg11", false, d),
   vgg11_bn: (d) => vgg("vgg11_bn", true, d),
+  "bert-tiny": (d) => bertClassifier("bert-tiny", d),
+  "bert-mini": (d) => bertClassifier("bert-mini", d),
+  "bert-small": (d) => bertClassifier("bert-small", d),
+  "deit-tiny": (d, a) => deit("deit-tiny", d, a),
+  "deit-small": (d, a) => deit("deit-small", d, a),
   mobilenetv2: (d) => {
     const model = models.mobilenetV2({ numClasses: d.classes, inChannels: d.channels });
     const f = [...model.features];
@@ -132,6 +193,80 @@ function vgg(name: string, batchNorm: boolean, d: DataShape): BuiltModel {
     model,
     sampleShape: [d.channels, d.height, d.width],
     description: `${name}${compactClassifier ? " (compact classifier)" : ""}`,
+    units,
+  };
+}
+
+/**
+ * A BERT preset (Hugging Face's sizes: Turc et al. 2019) with a sequence-classification
+ * head, trained from scratch on `d.text`'s vocabulary. Its input is one i32 tensor
+ * `[N, 3, T]` per batch: token ids, token types and the attention mask.
+ */
+function bertClassifier(name: keyof typeof models.BERT_CONFIGS, d: DataShape): BuiltModel {
+  if (!d.text) throw new Error(`--model ${name} reads text: use a text dataset (spam, mrpc, cola)`);
+  const T = d.text.maxLength;
+  const config = {
+    ...models.BERT_CONFIGS[name],
+    vocab_size: d.text.vocabSize,
+    num_labels: d.classes,
+    max_position_embeddings: Math.max(T, 512),
+  };
+  const model = models.bertForSequenceClassification(config);
+  const forward = (x: Tensor): Tensor => {
+    const [n, , t] = x.shape;
+    const part = (i: number) => {
+      const p = slice(x, [0, i, 0], [n, i + 1, t]);
+      const r = reshape(p, [n, t]);
+      p.dispose();
+      return r;
+    };
+    const ids = part(0), types = part(1), mask = part(2);
+    const logits = model.forward(ids, { tokenTypeIds: types, attentionMask: mask });
+    for (const t of [ids, types, mask]) t.dispose();
+    return logits;
+  };
+  const units: FreezeUnit[] = [
+    { name: "embeddings", modules: [model.bert.embeddings] },
+    ...[...model.bert.encoder.layer].map((l, i) => ({ name: `encoder.layer.${i}`, modules: [l] })),
+  ];
+  return {
+    model,
+    forward,
+    sampleShape: [3, T],
+    description: `${name} (${config.num_hidden_layers} layers × ${config.hidden_size}, ` +
+      `${config.num_attention_heads} heads, vocabulary ${config.vocab_size}, ${T} tokens)`,
+    units,
+  };
+}
+
+/** DeiT (timm's ViT layout) at the data's image size; small images get 4-pixel patches. */
+function deit(name: "deit-tiny" | "deit-small", d: DataShape, a: ModelArgs): BuiltModel {
+  if (d.text) throw new Error(`--model ${name} reads images: use an image dataset`);
+  if (d.height !== d.width) {
+    throw new Error(`--model ${name}: needs square images, got ${d.height}×${d.width}`);
+  }
+  const patchSize = a.patchSize || (d.height <= 32 ? 4 : 16);
+  if (d.height % patchSize !== 0) {
+    throw new Error(
+      `--model ${name}: image side ${d.height} is not a multiple of --patch-size ${patchSize}`,
+    );
+  }
+  const make = name === "deit-tiny" ? models.deit_tiny : models.deit_small;
+  const model = make({
+    imgSize: d.height,
+    patchSize,
+    inChans: d.channels,
+    numClasses: d.classes,
+  });
+  const units: FreezeUnit[] = [
+    { name: "patch_embed", modules: [model.patch_embed] },
+    ...[...model.blocks].map((b, i) => ({ name: `blocks.${i}`, modules: [b] })),
+  ];
+  const tokens = (d.height / patchSize) ** 2 + 1;
+  return {
+    model,
+    sampleShape: [d.channels, d.height, d.width],
+    description: `${name.replace("-", "_")} (${d.height} px, patch ${patchSize}, ${tokens} tokens)`,
     units,
   };
 }

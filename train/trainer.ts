@@ -30,7 +30,7 @@ import {
   tensor,
   zeros,
 } from "../mod.ts";
-import type { Batch, LoaderState } from "../data/loader.ts";
+import type { LoaderState } from "../data/loader.ts";
 import type { OptimizerStateDict } from "../engine/optim/optimizer.ts";
 import { type Checkpoint, saveCheckpoint, type TrainState, truncateLog } from "./checkpoint.ts";
 import { ProgressBar } from "./progress.ts";
@@ -65,10 +65,26 @@ export interface TrainerOptimizer {
   loadStateDict(sd: OptimizerStateDict): void;
 }
 
+/**
+ * One batch as the trainer consumes it: `size` samples packed in `x` (pixels as
+ * f32, or token ids, token types and attention masks as i32 for text models)
+ * and their labels.
+ */
+export interface TrainBatch {
+  /** `size` samples of the model's sample shape. */
+  x: Float32Array | Int32Array;
+  /** Labels, `size` of them. */
+  y: Int32Array;
+  /** Number of samples. */
+  size: number;
+  /** This batch's sample shape, when it differs from the model's (e.g. shorter text rows). */
+  shape?: readonly number[];
+}
+
 /** A source of batches, iterated once per epoch. */
 export interface BatchSource {
   /** Batches of the rest of the current epoch. */
-  batches(): AsyncIterable<Batch>;
+  batches(): AsyncIterable<TrainBatch>;
   /** Number of batches in one epoch. */
   readonly batchesPerEpoch: number;
   /** Samples per batch. */
@@ -137,6 +153,11 @@ export interface TrainerOptions {
   test: BatchSource;
   /** Shape of one sample as the model expects it, e.g. `[784]` or `[1, 28, 28]`. */
   sampleShape: number[];
+  /**
+   * Batch tensor to logits, when that is not `model.forward` (e.g. a text model that
+   * unpacks token ids, token types and attention masks from one `[N, 3, T]` tensor).
+   */
+  forward?: (x: Tensor) => Tensor;
   /** Number of epochs. */
   epochs: number;
   /** Learning rate for a global step (0-based), if scheduled. */
@@ -190,6 +211,8 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
   const hooks = o.hooks ?? [];
   const frozenNames = () => hooks.flatMap((h) => h.frozen?.() ?? []);
   const log = await openLog(o.runDir, o.resume?.state.logLines);
+  const forward = o.forward ?? ((x: Tensor) => o.model.forward(x));
+  const modeSwitch = { train: () => o.model.train(), eval: () => o.model.eval() };
 
   let step = 0;
   let history: EpochResult[] = [];
@@ -273,9 +296,9 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
     for await (const batch of o.train.batches()) {
       if (o.lrAt) o.optimizer.lr = o.lrAt(step);
       const loss = scope(() => {
-        const x = tensor(batch.x, { shape: [batch.size, ...o.sampleShape] });
+        const x = tensor(batch.x, { shape: [batch.size, ...(batch.shape ?? o.sampleShape)] });
         const y = tensor(batch.y, { shape: [batch.size], dtype: "i32" });
-        const l = crossEntropy(o.model.forward(x), y);
+        const l = crossEntropy(forward(x), y);
         l.backward();
         for (const h of hooks) h.afterBackward?.({ step: step + 1, epoch });
         o.optimizer.step();
@@ -339,7 +362,9 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
     const seconds = epochAcc.seconds + (performance.now() - t0) / 1000;
     const trainLoss = epochAcc.sum / Math.max(epochAcc.steps, 1);
     const evaluate_ = epoch % evalEvery === 0 || epoch === o.epochs;
-    const testAccuracy = evaluate_ ? await evaluate(o.model, o.test, o.sampleShape) : NaN;
+    const testAccuracy = evaluate_
+      ? await evaluate({ ...modeSwitch, forward }, o.test, o.sampleShape)
+      : NaN;
     const r: EpochResult = {
       epoch,
       trainLoss,
@@ -425,7 +450,7 @@ export async function evaluate(
   for await (const batch of data.batches()) {
     const next = scope(() =>
       noGrad(() => {
-        const x = tensor(batch.x, { shape: [batch.size, ...sampleShape] });
+        const x = tensor(batch.x, { shape: [batch.size, ...(batch.shape ?? sampleShape)] });
         const y = tensor(batch.y, { shape: [batch.size], dtype: "i32" });
         const hits = sum(cast(eq(argmax(model.forward(x), 1), y), "f32"));
         return keep(add(correct, hits));

@@ -92,3 +92,27 @@ export async function trainAndKill(
     await child.status;
   }
 }
+
+/**
+ * A learnable toy task in GLUE's CoLA format (no header; source, label,
+ * original label, sentence): label 1 sentences mention a colour, label 0 ones
+ * an animal, among shared filler words.
+ */
+export async function writeToyCola(dir: string, nTrain: number, nTest: number) {
+  const colours = ["red", "blue", "green", "yellow", "purple", "orange"];
+  const animals = ["dog", "cat", "horse", "mouse", "bird", "fish"];
+  const filler = ["the", "a", "is", "was", "very", "quite", "here", "there", "today", "again"];
+  let s = 7;
+  const pick = <T>(xs: T[]) => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return xs[s % xs.length];
+  };
+  const rows = (n: number) =>
+    Array.from({ length: n }, (_, i) => {
+      const label = i % 2;
+      const words = [pick(filler), pick(filler), pick(label ? colours : animals), pick(filler)];
+      return `toy\t${label}\t${label ? "" : "*"}\t${words.join(" ")} .`;
+    }).join("\n") + "\n";
+  await Deno.writeTextFile(`${dir}/train.tsv`, rows(nTrain));
+  await Deno.writeTextFile(`${dir}/dev.tsv`, rows(nTest));
+}

@@ -4,8 +4,8 @@
  * held-out accuracy and exits 0.
  */
 import assert from "node:assert/strict";
-import { parseTrainArgs } from "../../train/main.ts";
-import { train, writeToyDataset } from "./_helpers.ts";
+import { parseTrainArgs, warmupSteps } from "../../train/main.ts";
+import { train, writeToyCola, writeToyDataset } from "./_helpers.ts";
 
 Deno.test("parseTrainArgs() applies defaults and rejects unknown flags and bad values", () => {
   const a = parseTrainArgs([])!;
@@ -20,6 +20,23 @@ Deno.test("parseTrainArgs() applies defaults and rejects unknown flags and bad v
     () => parseTrainArgs(["--model", "resnet9000"]),
     /--model: unknown value "resnet9000"/,
   );
+});
+
+Deno.test("parseTrainArgs() gives transformers their recipe and pairs models with their data kind", () => {
+  const b = parseTrainArgs(["--model", "bert-mini", "--dataset", "spam"])!;
+  assert.deepEqual(
+    [b.optimizer, b.lr, b.batchSize, b.schedule, b.weightDecay, b.warmup],
+    ["adamw", 5e-4, 32, "linear", 0.01, -1],
+  );
+  assert.equal(warmupSteps(b, 1000), 100, "10% of the steps warm up");
+  const d = parseTrainArgs(["--model", "deit-tiny", "--lr", "0.002", "--warmup", "7"])!;
+  assert.deepEqual([d.optimizer, d.lr, d.schedule, d.warmup], ["adamw", 0.002, "cosine", 7]);
+  assert.equal(warmupSteps(d, 1000), 7);
+  assert.throws(
+    () => parseTrainArgs(["--model", "bert-mini"]),
+    /--model bert-mini reads text: use --dataset spam \| mrpc \| cola/,
+  );
+  assert.throws(() => parseTrainArgs(["--dataset", "spam"]), /--dataset spam is text/);
 });
 
 Deno.test("deno task train: a bad flag prints the error and the help, exit code 2", async () => {
@@ -93,6 +110,41 @@ Deno.test("deno task train --model resnet18 trains a narrow ResNet on 1-channel 
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /model: resnet18 \(CIFAR stem\), width 4, \d+ parameters/);
     assert.match(r.stdout, /test accuracy: [\d.]+%/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deno task train --model bert-tiny learns a GLUE-format text task and reports held-out accuracy", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeToyCola(dir, 192, 64);
+    const r = await train([
+      "--model",
+      "bert-tiny",
+      "--dataset",
+      "cola",
+      "--data",
+      dir,
+      "--max-length",
+      "16",
+      "--batch-size",
+      "16",
+      "--epochs",
+      "3",
+      "--lr",
+      "0.002",
+      "--out",
+      `${dir}/run`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /\(192 training, 64 held-out test examples\)/);
+    assert.match(
+      r.stdout,
+      /model: bert-tiny \(2 layers × 128, 2 heads, vocabulary 30522, 16 tokens\)/,
+    );
+    const acc = Number(r.stdout.match(/test accuracy: ([\d.]+)%/)?.[1]);
+    assert.ok(acc > 90, `colour vs animal words should be learned, got ${acc}%`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

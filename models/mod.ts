@@ -103,6 +103,7 @@ export {
   deitTiny,
   Mlp,
   PatchEmbed,
+  TokenEmbedding,
   VisionTransformer,
   visionTransformer,
   type VisionTransformerOptions,

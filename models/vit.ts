@@ -14,8 +14,8 @@
  * | `deit_small` | `deit_small_patch16_224` | 22,050,664                        |
  * | `deit_base`  | `deit_base_patch16_224`  | 86,567,656                        |
  *
- * The freezing units are `patch_embed` (with `cls_token` and `pos_embed`,
- * which are the model's own parameters) and `blocks.at(i)`.
+ * The freezing units are `tokenEmbedding()` (`patch_embed` with the model's
+ * own parameters `cls_token` and `pos_embed`) and `blocks.at(i)`.
  *
  * @example
  * ```ts
@@ -377,6 +377,62 @@ function resolve(opts: VisionTransformerOptions): Required<VisionTransformerOpti
 }
 
 /**
+ * The three parameter holders that make a ViT's input tokens, `cls_token`,
+ * `pos_embed` and `patch_embed`, as one module: what
+ * {@link VisionTransformer.tokenEmbedding} returns. It is a handle on the
+ * model's own tensors and modules, not a child of the model (its keys would
+ * repeat), made to freeze the token embedding as one unit: freezing only
+ * `patch_embed` would leave `pos_embed` trainable, and every block would
+ * then stay on the tape to carry its gradient.
+ *
+ * @example
+ * ```ts
+ * import { randn } from "../mod.ts";
+ * import { deit_tiny } from "./vit.ts";
+ * const model = deit_tiny({ imgSize: 32, patchSize: 8, numClasses: 10, depth: 2 });
+ * const tokens = model.tokenEmbedding();
+ * console.log(tokens.namedParameters().map(([k]) => k)[1], tokens.forward(randn([2, 3, 32, 32])).shape);
+ * // "pos_embed" [2, 17, 192]
+ * tokens.freeze();
+ * console.log(model.pos_embed.requiresGrad, model.numParameters({ trainable: true }) < model.numParameters()); // false true
+ * ```
+ */
+export class TokenEmbedding extends nn.Module {
+  /** The model's class token. */
+  cls_token: Tensor;
+  /** The model's position embedding. */
+  pos_embed: Tensor;
+  /** The model's patch embedding. */
+  patch_embed: PatchEmbed;
+  /** The model's dropout after the position embedding. */
+  pos_drop: nn.Dropout;
+
+  /**
+   * @param clsToken `[1, 1, E]`.
+   * @param posEmbed `[1, 1 + N, E]`.
+   * @param patchEmbed Images to `[B, N, E]`.
+   * @param posDrop Dropout after adding `posEmbed`.
+   */
+  constructor(clsToken: Tensor, posEmbed: Tensor, patchEmbed: PatchEmbed, posDrop: nn.Dropout) {
+    super();
+    this.cls_token = clsToken;
+    this.pos_embed = posEmbed;
+    this.patch_embed = patchEmbed;
+    this.pos_drop = posDrop;
+  }
+
+  /** Images `[B, C, H, W]` → tokens `[B, 1 + N, E]`: class token in front, position embedding added. */
+  forward(x: Tensor): Tensor {
+    return scope(() => {
+      const t = this.patch_embed.forward(x);
+      const [B, , E] = t.shape;
+      const withCls = concat([expand(this.cls_token, [B, 1, E]), t], 1);
+      return dropoutIf(this.pos_drop, withCls.add(this.pos_embed));
+    });
+  }
+}
+
+/**
  * timm's `VisionTransformer` with its ViT/DeiT defaults: class token,
  * learned position embedding over 1 + patches, pre-norm {@link Block}s,
  * final `norm`, the class token's state through `head`. LayerNorm eps 1e-6.
@@ -474,14 +530,17 @@ export class VisionTransformer extends nn.Module {
     }
   }
 
-  /** Patch tokens with the class token in front, position embedding added: `[B, 1 + N, E]`. */
+  /**
+   * `cls_token`, `pos_embed` and `patch_embed` as one module (see
+   * {@link TokenEmbedding}): the first freezing unit of SmartFRZ-style
+   * front-to-back freezing, before `blocks.at(0)`.
+   */
+  tokenEmbedding(): TokenEmbedding {
+    return new TokenEmbedding(this.cls_token, this.pos_embed, this.patch_embed, this.pos_drop);
+  }
+
   #tokens(x: Tensor): Tensor {
-    return scope(() => {
-      const t = this.patch_embed.forward(x);
-      const [B, , E] = t.shape;
-      const withCls = concat([expand(this.cls_token, [B, 1, E]), t], 1);
-      return dropoutIf(this.pos_drop, withCls.add(this.pos_embed));
-    });
+    return this.tokenEmbedding().forward(x);
   }
 
   #blocks(h0: Tensor): Tensor {

@@ -188,7 +188,7 @@ Deno.test("VisionTransformer initialisation follows timm/DeiT: trunc-normal(0.02
   }
 });
 
-Deno.test("freezing the patch embedding, class/position tokens and the first block cuts the ViT tape there", () => {
+Deno.test("freezing tokenEmbedding() (patch embedding, class and position tokens) and the first block cuts the ViT tape there", () => {
   const model = small();
   const x = randn([2, 3, 8, 8]);
   const y = tensor([1, 3], { dtype: "i32" });
@@ -209,10 +209,14 @@ Deno.test("freezing the patch embedding, class/position tokens and the first blo
     assert.equal(count(nodes(full), "conv2d"), 1);
     assert.equal(count(nodes(full), "layerNorm"), 5);
     full.dispose();
+    // Freezing patch_embed alone leaves pos_embed trainable: every block stays on the tape.
     model.patch_embed.freeze();
-    model.cls_token.requiresGrad = false;
-    model.pos_embed.requiresGrad = false;
     model.blocks.at(0).freeze();
+    const leaky = crossEntropy(model.forward(x), y);
+    assert.equal(count(nodes(leaky), "layerNorm"), 5);
+    leaky.dispose();
+    model.tokenEmbedding().freeze();
+    assert.equal(model.cls_token.requiresGrad, false);
     const cut = crossEntropy(model.forward(x), y);
     const ns = nodes(cut);
     assert.equal(count(ns, "conv2d"), 0);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { crossEntropy, type Node, type Tensor, tensor } from "../../mod.ts";
+import { crossEntropy, manualSeed, type Node, type Tensor, tensor } from "../../mod.ts";
 import {
   bert,
   BERT_CONFIGS,
@@ -325,6 +325,35 @@ Deno.test("BERT initialisation follows transformers: N(0, 0.02) weights, zero bi
       else if (k.endsWith(".bias")) assert.ok(a.every((v) => v === 0), k);
     }
   } finally {
+    model.dispose();
+  }
+});
+
+Deno.test("BERT dropout (hidden, attention, classifier) acts in train mode only, reproducibly under manualSeed", async () => {
+  const model = bertForSequenceClassification({
+    vocab_size: 30,
+    hidden_size: 8,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    intermediate_size: 16,
+    max_position_embeddings: 8,
+    hidden_dropout_prob: 0.3,
+    attention_probs_dropout_prob: 0.3,
+  });
+  const ids = tensor([1, 2, 3, 4, 5, 6], { shape: [2, 3], dtype: "i32" });
+  try {
+    const run = async () => [...await model.forward(ids).toArray()];
+    model.eval();
+    const e1 = await run();
+    assert.deepEqual(await run(), e1);
+    model.train();
+    manualSeed(7);
+    const t1 = await run();
+    manualSeed(7);
+    assert.deepEqual(await run(), t1);
+    assert.notDeepEqual(t1, e1);
+  } finally {
+    ids.dispose();
     model.dispose();
   }
 });

@@ -259,7 +259,9 @@ function deit(name: "deit-tiny" | "deit-small", d: DataShape, a: ModelArgs): Bui
     numClasses: d.classes,
   });
   const units: FreezeUnit[] = [
-    { name: "patch_embed", modules: [model.patch_embed] },
+    // patch_embed with cls_token and pos_embed: freezing only patch_embed would leave pos_embed
+    // trainable, so every block would stay on the tape.
+    { name: "embeddings", modules: [model.tokenEmbedding()] },
     ...[...model.blocks].map((b, i) => ({ name: `blocks.${i}`, modules: [b] })),
   ];
   const tokens = (d.height / patchSize) ** 2 + 1;

@@ -677,3 +677,40 @@ export function lossDeviation(got: number[], ref: number[]): number {
   }
   return worst;
 }
+
+/**
+ * A check for an engine's first training loss (`losses[0]`) against `ref()`:
+ * throws unless |Δ| ≤ `abs` + `rel`·|ref| (default 2e-3 + 1e-3·|ref|, as
+ * {@link checkMlpLosses}). Nothing is checked while `ref()` is undefined (the
+ * first engine of a row with no CPU reference sets it).
+ */
+export function firstLossCheck(
+  engine: string,
+  what: string,
+  ref: () => number | undefined,
+  { abs = 2e-3, rel = 1e-3 }: { abs?: number; rel?: number } = {},
+): (losses: number[]) => void {
+  return (losses) => {
+    const r = ref();
+    if (r === undefined) return;
+    const d = Math.abs(losses[0] - r);
+    if (!Number.isFinite(losses[0]) || !(d <= abs + rel * Math.abs(r))) {
+      throw new Error(
+        `${engine} first ${what} loss ${losses[0]} differs from the reference ${r.toFixed(6)}`,
+      );
+    }
+  };
+}
+
+/**
+ * One line per engine after the first: how far its losses are from the first
+ * engine's ({@link lossDeviation}) over every step both ran.
+ */
+export function lossAgreement(ran: [string, { losses: number[] }][]): string[] {
+  if (ran.length < 2) return [];
+  const [refWho, ref] = ran[0];
+  return ran.slice(1).map(([who, r]) =>
+    `${who} vs ${refWho} losses over steps 1-${Math.min(r.losses.length, ref.losses.length)}: ` +
+    `max relative deviation ${lossDeviation(r.losses, ref.losses).toExponential(1)}`
+  );
+}

@@ -26,7 +26,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { conv2d, keep, models, nn, optim, scope, type Tensor, tensor } from "../mod.ts";
+import { conv2d, keep, models, nn, type Tensor, tensor } from "../mod.ts";
 import { gpu } from "../engine/device.ts";
 import { flushErrors, readBuffer } from "../engine/dispatch.ts";
 import {
@@ -37,7 +37,8 @@ import {
   type ConvProblem,
   convProblem,
   cpuCnnLoss,
-  lossDeviation,
+  firstLossCheck,
+  lossAgreement,
   median,
   paramCount,
   type ResnetProblem,
@@ -61,10 +62,9 @@ import {
   tfjsCnnStep,
   tfjsConv,
   tfjsResnetStep,
-  timeTraining,
-  type TrainingProtocol,
   type VisionStepTiming,
 } from "./peers.ts";
+import { oursTraining, stateTensors } from "./ours_training.ts";
 
 /** ResNet-18 with the CIFAR stem and 10 classes: torchvision's count less the 7×7 stem and 1000-way head. */
 export const RESNET18_CIFAR_PARAMS = 11_173_962;
@@ -107,44 +107,6 @@ export async function oursConv(reps: number, p: ConvProblem = convProblem()): Pr
 }
 
 /**
- * Trains `model` on one batch with `optim.SGD` (momentum) under `protocol`
- * (the peers' {@link timeTraining}): a step is forward, mean cross-entropy,
- * backward, update, then the loss read back.
- */
-async function oursTraining(
-  model: nn.Module,
-  x: Tensor,
-  y: Tensor,
-  p: { lr: number; momentum: number },
-  reps: number,
-  protocol: TrainingProtocol,
-): Promise<{ losses: number[]; times: number[] }> {
-  const opt = new optim.SGD(model.parameters(), { lr: p.lr, momentum: p.momentum });
-  const step = async (): Promise<number> => {
-    const loss = scope(() => {
-      const l = nn.crossEntropy(model.forward(x), y);
-      l.backward();
-      opt.step();
-      opt.zeroGrad();
-      return l.detach();
-    });
-    const v = await loss.item();
-    loss.dispose();
-    return v;
-  };
-  try {
-    return await timeTraining(step, reps, protocol);
-  } finally {
-    opt.dispose();
-  }
-}
-
-/** Tensors of a state dict from row-major values; the caller disposes them. */
-function stateTensors(entries: [string, number[], Float32Array][]): Record<string, Tensor> {
-  return Object.fromEntries(entries.map(([k, shape, data]) => [k, tensor(data, { shape })]));
-}
-
-/**
  * Our CNN step: `nn.Sequential` of `nn.Conv2d` (bias, padding 1), `nn.ReLU`,
  * `nn.MaxPool2d(2)`, `nn.Flatten` and `nn.Linear`, loaded with the problem's
  * weights, trained with `optim.SGD`.
@@ -177,7 +139,14 @@ export async function oursCnnStep(
   const x = keep(tensor(p.x, { shape: [p.batch, 3, p.size, p.size] }));
   const y = keep(tensor(p.y, { shape: [p.batch], dtype: "i32" }));
   try {
-    const { losses, times } = await oursTraining(model, x, y, p, reps, { ...CNN_PROTOCOL, check });
+    const { losses, times } = await oursTraining(
+      model,
+      () => model.forward(x),
+      y,
+      p,
+      reps,
+      { ...CNN_PROTOCOL, check },
+    );
     return {
       ms: median(times),
       minMs: Math.min(...times),
@@ -229,7 +198,7 @@ export async function oursResnetStep(
     if (unexpectedKeys.length || notBuffer.length) {
       throw new Error(`resnet18 state dict mismatch: ${[...unexpectedKeys, ...notBuffer]}`);
     }
-    const { losses, times } = await oursTraining(model, x, y, p, reps, {
+    const { losses, times } = await oursTraining(model, () => model.forward(x), y, p, reps, {
       ...RESNET_PROTOCOL,
       check,
     });
@@ -292,34 +261,10 @@ const fail = (who: string) => (cell: unknown) => {
   if (typeof cell === "string") log(`${who} failed: ${cell.split("\n")[0]}`);
 };
 
-/**
- * A check of an engine's first loss against `ref` (|Δ| ≤ 2e-3 + 1e-3·|ref|,
- * as the MLP's), the later ones being compared across engines after the row.
- */
-const firstLossCheck =
-  (engine: string, what: string, ref: () => number | undefined) => (losses: number[]) => {
-    const r = ref();
-    if (r === undefined) return;
-    const d = Math.abs(losses[0] - r);
-    if (!Number.isFinite(losses[0]) || !(d <= 2e-3 + 1e-3 * Math.abs(r))) {
-      throw new Error(
-        `${engine} first ${what} loss ${losses[0]} differs from the reference ${r.toFixed(6)}`,
-      );
-    }
-  };
-
 /** Prints how far every engine's losses are from the first engine's, over every step both ran. */
 const agreement = (row: string) => {
   const ran = Object.entries(details[row] ?? {}) as [string, VisionStepTiming][];
-  if (ran.length < 2) return;
-  const [refWho, ref] = ran[0];
-  for (const [who, r] of ran.slice(1)) {
-    const steps = Math.min(r.losses.length, ref.losses.length);
-    log(
-      `${who} vs ${refWho} losses over steps 1-${steps}: max relative deviation ` +
-        lossDeviation(r.losses, ref.losses).toExponential(1),
-    );
-  }
+  for (const line of lossAgreement(ran)) log(line);
 };
 
 const t0 = performance.now();

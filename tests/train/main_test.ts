@@ -149,3 +149,32 @@ Deno.test("deno task train --model bert-tiny learns a GLUE-format text task and 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("deno task train --model deit-tiny trains a DeiT on 28-pixel images with 7-pixel patches", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeToyDataset(dir, 64, 32);
+    const r = await train([
+      "--data",
+      dir,
+      "--model",
+      "deit-tiny",
+      "--patch-size",
+      "7",
+      "--epochs",
+      "1",
+      "--batch-size",
+      "32",
+      "--out",
+      `${dir}/run`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /model: deit_tiny \(28 px, patch 7, 17 tokens\), \d+ parameters/);
+    assert.match(r.stdout, /test accuracy: [\d.]+%/);
+    const bad = await train(["--data", dir, "--model", "deit-tiny", "--patch-size", "5"]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /image side 28 is not a multiple of --patch-size 5/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -7,7 +7,7 @@
 import { fmtShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
 import type { DType } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
-import { bindingChunks, rangeOf, run } from "../dispatch.ts";
+import { bindingChunks, clearBuffer, rangeOf, run } from "../dispatch.ts";
 import {
   arangeProgram,
   type BinaryFn,
@@ -395,6 +395,11 @@ function bitsOf(value: number, dtype: DType): number {
  */
 export function full(shape: Shape, value: number, dtype: DType = "f32"): Tensor {
   const out = Tensor.empty(shape, dtype);
+  if (bitsOf(value, dtype) === 0) {
+    // All-zero bits (+0, 0): a clear, not a kernel.
+    clearBuffer(out.storage, 0, 4 * out.size);
+    return out;
+  }
   for (const [start, n] of bindingChunks(out.size)) {
     if (n === 0) continue;
     run(fillProgram(), {

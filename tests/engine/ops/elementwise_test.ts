@@ -534,3 +534,17 @@ Deno.test({
     assert.deepEqual(Array.from(await m.toArray()), [0.5, 1, 1.5]);
   },
 });
+
+Deno.test("zeros() clears a reused pool buffer for every dtype; full(-0) keeps the sign bit", async () => {
+  for (const dtype of ["f32", "i32", "u32"] as const) {
+    const dirty = full([1000], 7, dtype);
+    await dirty.toArray();
+    dirty.dispose(); // back to the pool: the next [1000] tensor reuses this buffer
+    const z = zeros([1000], dtype);
+    assert.ok((await z.toArray()).every((v) => v === 0), dtype);
+    z.dispose();
+  }
+  const nz = full([4], -0);
+  assert.ok([...(await nz.toArray())].every((v) => Object.is(v, -0)));
+  nz.dispose();
+});

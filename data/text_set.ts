@@ -6,8 +6,9 @@
  * `tokenTypeIds`, `attentionMask`) plus labels. {@link TextBatchLoader}
  * then hands out seeded, resumable mini-batches of rows, with the same
  * order, `state()`/`restore()` and epoch semantics as the image
- * `BatchLoader` (data/loader.ts): epoch `e`'s order is a pure function of
- * `(seed, e)`, so a resumed run sees the batches it would have seen.
+ * `BatchLoader` (both are an {@link EpochLoader}): epoch `e`'s order is a
+ * pure function of `(seed, e)`, so a resumed run sees the batches it would
+ * have seen.
  *
  * Measured on the 2-core development machine (shared, so +-50%): the
  * SpamAssassin corpus (5916 texts, 9 MB of text, 3.24 M tokens in full)
@@ -19,12 +20,11 @@
  * @module
  */
 
-import { mixSeed, Rng } from "./rng.ts";
-import type { LoaderState } from "./loader.ts";
+import { EpochLoader, type EpochLoaderOptions } from "./epoch_loader.ts";
 import type { TextDataset, TextExample } from "./text_dataset.ts";
 import type { Truncation, WordPieceTokenizer } from "./wordpiece.ts";
 
-export type { LoaderState } from "./loader.ts";
+export type { LoaderState } from "./epoch_loader.ts";
 
 /** Tokenized examples packed into `[n, seqLength]` row-major arrays. */
 export interface TextSet {
@@ -186,15 +186,7 @@ export interface TextBatch {
 }
 
 /** Options of {@link TextBatchLoader}. */
-export interface TextBatchLoaderOptions {
-  /** Rows per batch (the last one may be smaller unless `dropLast`). */
-  batchSize: number;
-  /** Reshuffle every epoch (default false: set order). */
-  shuffle?: boolean;
-  /** Seed of the shuffles (default 0). */
-  seed?: number;
-  /** Skip the final partial batch of each epoch (default false). */
-  dropLast?: boolean;
+export interface TextBatchLoaderOptions extends EpochLoaderOptions {
   /**
    * Cut each batch to its longest row, rounded up to a multiple of
    * `padMultiple` (never beyond the set's `seqLength`), instead of handing
@@ -225,26 +217,11 @@ export interface TextBatchLoaderOptions {
  * console.log(loader.state()); // { epoch: 1, position: 0, seed: 1 }
  * ```
  */
-export class TextBatchLoader {
-  /** The rows iterated over. */
-  readonly set: TextSet;
-  /** Rows per batch. */
-  readonly batchSize: number;
-  /** Whether each epoch has its own permutation. */
-  readonly shuffle: boolean;
-  /** Seed of the permutations. */
-  readonly seed: number;
-  /** Whether the final partial batch is skipped. */
-  readonly dropLast: boolean;
+export class TextBatchLoader extends EpochLoader<TextSet, TextBatch> {
   /** Whether batches are cut to their longest row. */
   readonly dynamicPadding: boolean;
   /** Rounding of dynamically padded lengths. */
   readonly padMultiple: number;
-  #epoch = 0;
-  #position = 0;
-  #order: Uint32Array | undefined;
-  #orderEpoch = -1;
-  #running = false;
 
   /**
    * Creates a loader positioned at the start of epoch 0.
@@ -264,20 +241,8 @@ export class TextBatchLoader {
    * ```
    */
   constructor(set: TextSet, opts: TextBatchLoaderOptions) {
-    const {
-      batchSize,
-      shuffle = false,
-      seed = 0,
-      dropLast = false,
-      dynamicPadding = false,
-      padMultiple = 8,
-    } = opts;
-    if (!Number.isInteger(batchSize) || batchSize < 1) {
-      throw new Error(`TextBatchLoader: batchSize must be a positive integer, got ${batchSize}`);
-    }
-    if (!Number.isFinite(seed)) {
-      throw new Error(`TextBatchLoader: seed must be finite, got ${seed}`);
-    }
+    super("TextBatchLoader", set, opts);
+    const { dynamicPadding = false, padMultiple = 8 } = opts;
     if (!Number.isInteger(padMultiple) || padMultiple < 1) {
       throw new Error(
         `TextBatchLoader: padMultiple must be a positive integer, got ${padMultiple}`,
@@ -295,166 +260,12 @@ export class TextBatchLoader {
           `${set.labels.length} labels, ${set.lengths.length} lengths`,
       );
     }
-    this.set = set;
-    this.batchSize = batchSize;
-    this.shuffle = shuffle;
-    this.seed = seed;
-    this.dropLast = dropLast;
     this.dynamicPadding = dynamicPadding;
     this.padMultiple = padMultiple;
   }
 
-  /**
-   * Batches per epoch: `ceil(n / batchSize)`, or `floor` with `dropLast`.
-   *
-   * @example
-   * ```ts
-   * import { TextBatchLoader, type TextSet } from "./text_set.ts";
-   *
-   * const z = () => new Int32Array(10 * 2);
-   * const set: TextSet = { inputIds: z(), tokenTypeIds: z(), attentionMask: z(),
-   *   labels: new Int32Array(10), lengths: new Int32Array(10), n: 10, seqLength: 2,
-   *   classes: ["a"], truncated: 0 };
-   * console.log(new TextBatchLoader(set, { batchSize: 4, dropLast: true }).batchesPerEpoch); // 2
-   * ```
-   */
-  get batchesPerEpoch(): number {
-    const n = this.set.n;
-    return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
-  }
-
-  /** Rows handed out per epoch (n, less the dropped tail with `dropLast`). */
-  get #epochSamples(): number {
-    return this.dropLast ? this.batchesPerEpoch * this.batchSize : this.set.n;
-  }
-
-  /**
-   * The index of the current epoch (epochs completed so far).
-   *
-   * @example
-   * ```ts
-   * import { TextBatchLoader, type TextSet } from "./text_set.ts";
-   *
-   * const z = () => new Int32Array(2);
-   * const set: TextSet = { inputIds: z(), tokenTypeIds: z(), attentionMask: z(),
-   *   labels: new Int32Array(1), lengths: new Int32Array(1), n: 1, seqLength: 2,
-   *   classes: ["a"], truncated: 0 };
-   * console.log(new TextBatchLoader(set, { batchSize: 1 }).epoch); // 0
-   * ```
-   */
-  get epoch(): number {
-    return this.#epoch;
-  }
-
-  /**
-   * Rows of the current epoch already handed out.
-   *
-   * @example
-   * ```ts
-   * import { TextBatchLoader, type TextSet } from "./text_set.ts";
-   *
-   * const z = () => new Int32Array(2);
-   * const set: TextSet = { inputIds: z(), tokenTypeIds: z(), attentionMask: z(),
-   *   labels: new Int32Array(1), lengths: new Int32Array(1), n: 1, seqLength: 2,
-   *   classes: ["a"], truncated: 0 };
-   * console.log(new TextBatchLoader(set, { batchSize: 1 }).position); // 0
-   * ```
-   */
-  get position(): number {
-    return this.#position;
-  }
-
-  /**
-   * The row order of an epoch: a permutation of 0..n-1 that depends only on
-   * `(seed, epoch)` (the same one the image loader draws), or the identity
-   * without `shuffle`.
-   *
-   * @param epoch Epoch index.
-   * @returns A `Uint32Array` of length n (shared; do not modify).
-   *
-   * @example
-   * ```ts
-   * import { TextBatchLoader, type TextSet } from "./text_set.ts";
-   *
-   * const z = () => new Int32Array(5 * 2);
-   * const set: TextSet = { inputIds: z(), tokenTypeIds: z(), attentionMask: z(),
-   *   labels: new Int32Array(5), lengths: new Int32Array(5), n: 5, seqLength: 2,
-   *   classes: ["a"], truncated: 0 };
-   * console.log(new TextBatchLoader(set, { batchSize: 2, shuffle: true, seed: 3 }).order(0).length); // 5
-   * ```
-   */
-  order(epoch: number): Uint32Array {
-    if (this.#order === undefined || this.#orderEpoch !== epoch) {
-      const n = this.set.n;
-      this.#order = this.shuffle
-        ? new Rng(mixSeed(this.seed, epoch)).permutation(n)
-        : Uint32Array.from({ length: n }, (_, i) => i);
-      this.#orderEpoch = epoch;
-    }
-    return this.#order;
-  }
-
-  /**
-   * Where the loader is, for a checkpoint. Taken between batches, it means:
-   * every batch handed out so far counts as consumed.
-   *
-   * @returns A JSON-safe snapshot.
-   *
-   * @example
-   * ```ts
-   * import { TextBatchLoader, type TextSet } from "./text_set.ts";
-   *
-   * const z = () => new Int32Array(2);
-   * const set: TextSet = { inputIds: z(), tokenTypeIds: z(), attentionMask: z(),
-   *   labels: new Int32Array(1), lengths: new Int32Array(1), n: 1, seqLength: 2,
-   *   classes: ["a"], truncated: 0 };
-   * console.log(new TextBatchLoader(set, { batchSize: 1, seed: 5 }).state()); // { epoch: 0, position: 0, seed: 5 }
-   * ```
-   */
-  state(): LoaderState {
-    return { epoch: this.#epoch, position: this.#position, seed: this.seed };
-  }
-
-  /**
-   * Moves the loader to a saved position; the next batch is the one that
-   * would have followed when the state was taken.
-   *
-   * @param s A value from {@link TextBatchLoader.state}; `seed` may be left
-   *   out, but if present it must match this loader's.
-   *
-   * @example
-   * ```ts
-   * import { TextBatchLoader, type TextSet } from "./text_set.ts";
-   *
-   * const z = () => new Int32Array(10 * 2);
-   * const set: TextSet = { inputIds: z(), tokenTypeIds: z(), attentionMask: z(),
-   *   labels: new Int32Array(10), lengths: new Int32Array(10), n: 10, seqLength: 2,
-   *   classes: ["a"], truncated: 0 };
-   * const loader = new TextBatchLoader(set, { batchSize: 4, shuffle: true, seed: 5 });
-   * loader.restore({ epoch: 3, position: 8, seed: 5 });
-   * ```
-   */
-  restore(s: { epoch: number; position: number; seed?: number }): void {
-    if (this.#running) throw new Error("TextBatchLoader.restore: a batches() iteration is running");
-    if (!Number.isInteger(s.epoch) || s.epoch < 0) {
-      throw new Error(`TextBatchLoader.restore: bad epoch ${s.epoch}`);
-    }
-    if (!Number.isInteger(s.position) || s.position < 0 || s.position > this.set.n) {
-      throw new Error(
-        `TextBatchLoader.restore: position ${s.position} is outside 0..${this.set.n}`,
-      );
-    }
-    if (s.seed !== undefined && s.seed !== this.seed) {
-      throw new Error(
-        `TextBatchLoader.restore: state was saved with seed ${s.seed}, this loader has ${this.seed}`,
-      );
-    }
-    this.#epoch = s.epoch;
-    this.#position = s.position;
-  }
-
   /** Copies rows `order[start .. start+size)` into a batch. */
-  #build(order: Uint32Array, start: number, size: number): TextBatch {
+  protected override buildBatch(order: Uint32Array, start: number, size: number): TextBatch {
     const { seqLength: full, lengths, labels } = this.set;
     const indices = order.slice(start, start + size);
     let t = full;
@@ -476,62 +287,5 @@ export class TextBatchLoader {
       y[b] = labels[i];
     }
     return { inputIds, tokenTypeIds, attentionMask, y, size, seqLength: t, indices };
-  }
-
-  /**
-   * Iterates over the rest of the current epoch, then advances to the next
-   * epoch. Breaking out early keeps the position after the last batch handed
-   * out, so the next call continues from there.
-   *
-   * @returns An async iterator of batches.
-   *
-   * @example
-   * ```ts
-   * import { TextBatchLoader, type TextSet } from "./text_set.ts";
-   *
-   * const z = () => new Int32Array(5 * 2);
-   * const set: TextSet = { inputIds: z(), tokenTypeIds: z(), attentionMask: z(),
-   *   labels: new Int32Array(5), lengths: new Int32Array(5), n: 5, seqLength: 2,
-   *   classes: ["a"], truncated: 0 };
-   * for await (const b of new TextBatchLoader(set, { batchSize: 2 }).batches()) console.log(b.size);
-   * ```
-   */
-  async *batches(): AsyncGenerator<TextBatch, void, undefined> {
-    if (this.#running) throw new Error("TextBatchLoader.batches: another iteration is running");
-    this.#running = true;
-    const end = this.#epochSamples;
-    const epoch = this.#epoch;
-    const order = this.order(epoch);
-    try {
-      while (this.#position < end) {
-        const start = this.#position;
-        const size = Math.min(this.batchSize, end - start);
-        const batch = this.#build(order, start, size);
-        this.#position = start + size;
-        yield batch;
-      }
-      this.#epoch = epoch + 1;
-      this.#position = 0;
-    } finally {
-      this.#running = false;
-    }
-  }
-
-  /**
-   * Same as {@link TextBatchLoader.batches}: one epoch (or its remainder).
-   *
-   * @example
-   * ```ts
-   * import { TextBatchLoader, type TextSet } from "./text_set.ts";
-   *
-   * const z = () => new Int32Array(3 * 2);
-   * const set: TextSet = { inputIds: z(), tokenTypeIds: z(), attentionMask: z(),
-   *   labels: new Int32Array(3), lengths: new Int32Array(3), n: 3, seqLength: 2,
-   *   classes: ["a"], truncated: 0 };
-   * for await (const b of new TextBatchLoader(set, { batchSize: 2 })) console.log(b.y);
-   * ```
-   */
-  [Symbol.asyncIterator](): AsyncGenerator<TextBatch, void, undefined> {
-    return this.batches();
   }
 }

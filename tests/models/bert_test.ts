@@ -11,15 +11,15 @@ import {
   bertNumParameters,
   bertStateDictShapes,
 } from "../../models/mod.ts";
-import { stateShapes } from "./parity.ts";
 import {
+  assertScaledClose,
   checkTransformerParity,
   fixtureTensors,
   options,
   parityFixture,
+  stateShapes,
   transformerKeys,
-} from "./transformer_parity.ts";
-import { assertScaledClose } from "./parity.ts";
+} from "./parity.ts";
 
 const ARCHS = ["bert_base_uncased", "bert_base_uncased_seqcls2", "bert_tiny"];
 

@@ -14,8 +14,13 @@ import {
   vitNumParameters,
   vitStateDictShapes,
 } from "../../models/mod.ts";
-import { assertScaledClose, stateShapes } from "./parity.ts";
-import { checkTransformerParity, options, transformerKeys } from "./transformer_parity.ts";
+import {
+  assertScaledClose,
+  checkTransformerParity,
+  options,
+  stateShapes,
+  transformerKeys,
+} from "./parity.ts";
 
 const SHAPE_OPTS: Record<string, VisionTransformerOptions> = {
   deit_tiny: { embedDim: 192, numHeads: 3 },

@@ -23,15 +23,15 @@ import { gpu } from "../engine/device.ts";
 import { flushErrors } from "../engine/dispatch.ts";
 import { BERT_MINI_PARAMS, type BertProblem, bertProblem, cpuBertLoss } from "./bert_ref.ts";
 import { BERT_PROTOCOL, jaxBertStep, tfjsBertStep } from "./bert_peers.ts";
-import { firstLossCheck, lossAgreement, median, paramCount } from "./peers_ref.ts";
+import { firstLossCheck, lossAgreement, paramCount } from "./peers_ref.ts";
 import {
   attempt,
-  loadavg,
+  finishComparison,
   type LossCheck,
   onTrainingStep,
-  printTable,
   type Row,
   startComparison,
+  stepTiming,
   type TrainingProtocol,
   type VisionStepTiming,
 } from "./peers.ts";
@@ -69,24 +69,22 @@ export async function oursBertStep(
     } finally {
       for (const t of Object.values(sd)) t.dispose();
     }
-    const { losses, times } = await oursTraining(
-      model,
-      () => model.forward(ids, { tokenTypeIds, attentionMask }),
-      y,
-      p,
-      reps,
-      { ...protocol, check },
+    return stepTiming(
+      await oursTraining(
+        model,
+        () => model.forward(ids, { tokenTypeIds, attentionMask }),
+        y,
+        p,
+        reps,
+        { ...protocol, check },
+      ),
+      protocol.checkSteps,
+      {
+        device: "webgpu",
+        params: count,
+        build: "models.bertForSequenceClassification(BERT-mini config), optim.SGD",
+      },
     );
-    return {
-      ms: median(times),
-      minMs: Math.min(...times),
-      runs: times.length,
-      device: "webgpu",
-      losses,
-      checkedSteps: protocol.checkSteps,
-      params: count,
-      build: "models.bertForSequenceClassification(BERT-mini config), optim.SGD",
-    };
   } finally {
     for (const t of [ids, tokenTypeIds, attentionMask, y]) t.dispose();
     model.dispose();
@@ -110,7 +108,7 @@ if (import.meta.main) {
   }
   const reps = quick ? 1 : 3;
 
-  const { startedAt, loadStart, adapter } = await startComparison(gpu().description, quick);
+  const start = await startComparison(gpu().description, quick);
   const log = (m: string) => console.log(`  ${m}`);
   const p = bertProblem();
   const name = `BERT-mini train step, batch ${p.batch}, seq ${p.seqLen}`;
@@ -157,28 +155,14 @@ if (import.meta.main) {
   onTrainingStep(null);
   for (const line of lossAgreement(Object.entries(details))) log(line);
 
-  const seconds = (performance.now() - t0) / 1000;
-  const loadEnd = loadavg();
-  console.log(
-    `\n(finished in ${seconds.toFixed(1)} s; medians of synchronised steps after warm-up)`,
-  );
-  console.log(`load average at end: ${loadEnd}\n`);
-  const table = printTable([row]);
-
-  if (values.json) {
-    const report = {
-      date: startedAt.toISOString(),
-      adapter,
-      deno: Deno.version.deno,
-      quick,
-      loadavg: { start: loadStart, end: loadEnd },
-      seconds,
-      cpuFirstLoss: ref,
-      rows: [row],
-      details,
-      table,
-    };
-    await Deno.writeTextFile(values.json, JSON.stringify(report, null, 2) + "\n");
-    console.log(`\nwrote ${values.json}`);
-  }
+  await finishComparison({
+    start,
+    quick,
+    t0,
+    timed: "steps",
+    rows: [row],
+    details,
+    json: values.json,
+    extra: { cpuFirstLoss: ref },
+  });
 }

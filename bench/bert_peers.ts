@@ -22,12 +22,13 @@
  */
 
 import type { BertProblem } from "./bert_ref.ts";
-import { median, paramCount } from "./peers_ref.ts";
+import { paramCount } from "./peers_ref.ts";
 import {
   loadJax,
   loadTfjs,
   type LossCheck,
   RESNET_PROTOCOL,
+  stepTiming,
   timeTraining,
   type TrainingProtocol,
   type VisionStepTiming,
@@ -128,18 +129,12 @@ export async function tfjsBertStep(
     return v;
   };
   try {
-    const { losses, times } = await timeTraining(step, reps, { ...protocol, check });
-    return {
-      ms: median(times),
-      minMs: Math.min(...times),
-      runs: times.length,
+    return stepTiming(await timeTraining(step, reps, { ...protocol, check }), protocol.checkSteps, {
       device: tf.getBackend(),
-      losses,
-      checkedSteps: protocol.checkSteps,
       params: varList.reduce((n, v) => n + v.size, 0),
       build: "tfjs-core ops (gather, moments, matMul transposeB, softmax, erf), " +
         "variableGrads + train.sgd",
-    };
+    });
   } finally {
     opt.dispose();
     tf.dispose([...varList, ids, types, mask, y]);
@@ -216,19 +211,17 @@ export async function jaxBertStep(
     return (await l.data())[0]; // data() consumes l
   };
   try {
-    const { losses, times } = await timeTraining(run, reps, { ...protocol, check })
-      .catch((e) => Promise.reject(shortShaderError(e)));
-    return {
-      ms: median(times),
-      minMs: Math.min(...times),
-      runs: times.length,
-      device,
-      losses,
-      checkedSteps: protocol.checkSteps,
-      params: paramCount(p.params),
-      build: "jit(valueAndGrad) of np.take, nn.standardize, nn.dotProductAttention, " +
-        "nn.gelu(approximate: false)",
-    };
+    return stepTiming(
+      await timeTraining(run, reps, { ...protocol, check })
+        .catch((e) => Promise.reject(shortShaderError(e))),
+      protocol.checkSteps,
+      {
+        device,
+        params: paramCount(p.params),
+        build: "jit(valueAndGrad) of np.take, nn.standardize, nn.dotProductAttention, " +
+          "nn.gelu(approximate: false)",
+      },
+    );
   } finally {
     tree.dispose(params);
     for (const a of [ids, types, mask, y]) a.dispose();

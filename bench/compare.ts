@@ -38,11 +38,10 @@ import {
 import {
   attempt,
   DEFAULT_MATMUL,
+  finishComparison,
   jaxMatmul,
   jaxMlpStep,
-  loadavg,
   type MatmulTiming,
-  printTable,
   type Row,
   startComparison,
   type StepTiming,
@@ -169,7 +168,7 @@ const quick = values.quick ?? false;
 const matmulSizes = quick ? [{ n: 256, reps: 5 }] : DEFAULT_MATMUL;
 const mlpReps = quick ? 5 : 15;
 
-const { startedAt, loadStart, adapter } = await startComparison(gpu().description, quick);
+const start = await startComparison(gpu().description, quick);
 
 const details: Record<string, Record<string, MatmulTiming | StepTiming>> = {};
 const log = (m: string) => console.log(`  ${m}`);
@@ -209,24 +208,4 @@ for (const { n, reps } of matmulSizes) {
   const jax = await attempt(() => jaxMlpStep(mlpReps), ms, keepStep(name, "jax-js"));
   rows.push({ name, unit: "ms", ours, tfjs, jax });
 }
-const seconds = (performance.now() - t0) / 1000;
-const loadEnd = loadavg();
-console.log(`\n(finished in ${seconds.toFixed(1)} s; medians of synchronised runs after warm-up)`);
-console.log(`load average at end: ${loadEnd}\n`);
-const table = printTable(rows);
-
-if (values.json) {
-  const report = {
-    date: startedAt.toISOString(),
-    adapter,
-    deno: Deno.version.deno,
-    quick,
-    loadavg: { start: loadStart, end: loadEnd },
-    seconds,
-    rows,
-    details,
-    table,
-  };
-  await Deno.writeTextFile(values.json, JSON.stringify(report, null, 2) + "\n");
-  console.log(`\nwrote ${values.json}`);
-}
+await finishComparison({ start, quick, t0, timed: "runs", rows, details, json: values.json });

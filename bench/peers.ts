@@ -354,6 +354,27 @@ export interface VisionStepTiming extends StepTiming {
   build: string;
 }
 
+/**
+ * The {@link VisionStepTiming} of a training run ({@link timeTraining}'s losses
+ * and timed milliseconds): median and fastest timed step, with what ran it.
+ */
+export function stepTiming(
+  { losses, times }: { losses: number[]; times: number[] },
+  checkedSteps: number,
+  about: { device: string; params: number; build: string },
+): VisionStepTiming {
+  return {
+    ms: median(times),
+    minMs: Math.min(...times),
+    runs: times.length,
+    device: about.device,
+    losses,
+    checkedSteps,
+    params: about.params,
+    build: about.build,
+  };
+}
+
 /** Checks the first training losses of an engine before anything is timed; throws on a mismatch. */
 export type LossCheck = (losses: number[]) => void;
 
@@ -573,17 +594,15 @@ export async function tfjsCnnStep(
   labels.dispose();
   const step = async () => Number(await model.trainOnBatch(x, y));
   try {
-    const { losses, times } = await timeTraining(step, reps, { ...CNN_PROTOCOL, check });
-    return {
-      ms: median(times),
-      minMs: Math.min(...times),
-      runs: times.length,
-      device: tf.getBackend(),
-      losses,
-      checkedSteps: CNN_PROTOCOL.checkSteps,
-      params: tfjsTrainable(model),
-      build: "tf.sequential (conv2d+relu, maxPooling2d, flatten, dense), NHWC, trainOnBatch",
-    };
+    return stepTiming(
+      await timeTraining(step, reps, { ...CNN_PROTOCOL, check }),
+      CNN_PROTOCOL.checkSteps,
+      {
+        device: tf.getBackend(),
+        params: tfjsTrainable(model),
+        build: "tf.sequential (conv2d+relu, maxPooling2d, flatten, dense), NHWC, trainOnBatch",
+      },
+    );
   } finally {
     x.dispose();
     y.dispose();
@@ -649,17 +668,15 @@ export async function jaxCnnStep(
     return (await l.data())[0]; // data() consumes l
   };
   try {
-    const { losses, times } = await timeTraining(run, reps, { ...CNN_PROTOCOL, check });
-    return {
-      ms: median(times),
-      minMs: Math.min(...times),
-      runs: times.length,
-      device,
-      losses,
-      checkedSteps: CNN_PROTOCOL.checkSteps,
-      params: count,
-      build: "jit(valueAndGrad) of lax.conv + nn.relu + reshape-max pooling + np.dot",
-    };
+    return stepTiming(
+      await timeTraining(run, reps, { ...CNN_PROTOCOL, check }),
+      CNN_PROTOCOL.checkSteps,
+      {
+        device,
+        params: count,
+        build: "jit(valueAndGrad) of lax.conv + nn.relu + reshape-max pooling + np.dot",
+      },
+    );
   } finally {
     tree.dispose(params);
     tree.dispose(vel);
@@ -770,17 +787,16 @@ export async function tfjsResnetStep(
   labels.dispose();
   const step = async () => Number(await model.trainOnBatch(x, y));
   try {
-    const { losses, times } = await timeTraining(step, reps, { ...RESNET_PROTOCOL, check });
-    return {
-      ms: median(times),
-      minMs: Math.min(...times),
-      runs: times.length,
-      device: tf.getBackend(),
-      losses,
-      checkedSteps: RESNET_PROTOCOL.checkSteps,
-      params: tfjsTrainable(model),
-      build: "tf.model of tfjs-layers (conv2d, batchNormalization, reLU, add), NHWC, trainOnBatch",
-    };
+    return stepTiming(
+      await timeTraining(step, reps, { ...RESNET_PROTOCOL, check }),
+      RESNET_PROTOCOL.checkSteps,
+      {
+        device: tf.getBackend(),
+        params: tfjsTrainable(model),
+        build:
+          "tf.model of tfjs-layers (conv2d, batchNormalization, reLU, add), NHWC, trainOnBatch",
+      },
+    );
   } finally {
     x.dispose();
     y.dispose();
@@ -880,17 +896,15 @@ export async function jaxResnetStep(
     return (await l.data())[0]; // data() consumes l
   };
   try {
-    const { losses, times } = await timeTraining(run, reps, { ...RESNET_PROTOCOL, check });
-    return {
-      ms: median(times),
-      minMs: Math.min(...times),
-      runs: times.length,
-      device,
-      losses,
-      checkedSteps: RESNET_PROTOCOL.checkSteps,
-      params: count,
-      build: "jit(valueAndGrad) of lax.conv + hand-written batch norm + nn.relu + np.dot",
-    };
+    return stepTiming(
+      await timeTraining(run, reps, { ...RESNET_PROTOCOL, check }),
+      RESNET_PROTOCOL.checkSteps,
+      {
+        device,
+        params: count,
+        build: "jit(valueAndGrad) of lax.conv + hand-written batch norm + nn.relu + np.dot",
+      },
+    );
   } finally {
     tree.dispose(params);
     tree.dispose(vel);
@@ -1067,4 +1081,53 @@ export async function startComparison(
     }
   }
   return { startedAt, loadStart, adapter };
+}
+
+/**
+ * The closing of a comparison run ({@link startComparison} opens it): prints
+ * the seconds since `t0` and the load average, then the table of `rows`; with
+ * `json`, writes the report (run header, `extra` fields, rows, per-engine
+ * details and the table) there.
+ */
+export async function finishComparison(opts: {
+  /** What {@link startComparison} returned. */
+  start: { startedAt: Date; loadStart: string; adapter: string };
+  /** Whether it was a `--quick` run. */
+  quick: boolean;
+  /** `performance.now()` when the measurements began. */
+  t0: number;
+  /** What the medians are of: "runs" or "steps". */
+  timed: string;
+  /** The table rows. */
+  rows: Row[];
+  /** Per-row, per-engine timings for the report. */
+  details: unknown;
+  /** Report path (`--json`), if any. */
+  json?: string;
+  /** Fields of the report between `seconds` and `rows`. */
+  extra?: Record<string, unknown>;
+}): Promise<void> {
+  const seconds = (performance.now() - opts.t0) / 1000;
+  const loadEnd = loadavg();
+  console.log(
+    `\n(finished in ${seconds.toFixed(1)} s; medians of synchronised ${opts.timed} after warm-up)`,
+  );
+  console.log(`load average at end: ${loadEnd}\n`);
+  const table = printTable(opts.rows);
+  if (opts.json) {
+    const report = {
+      date: opts.start.startedAt.toISOString(),
+      adapter: opts.start.adapter,
+      deno: Deno.version.deno,
+      quick: opts.quick,
+      loadavg: { start: opts.start.loadStart, end: loadEnd },
+      seconds,
+      ...opts.extra,
+      rows: opts.rows,
+      details: opts.details,
+      table,
+    };
+    await Deno.writeTextFile(opts.json, JSON.stringify(report, null, 2) + "\n");
+    console.log(`\nwrote ${opts.json}`);
+  }
 }

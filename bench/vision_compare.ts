@@ -49,16 +49,16 @@ import {
   attempt,
   CNN_PROTOCOL,
   type ConvTiming,
+  finishComparison,
   jaxCnnStep,
   jaxConv,
   jaxResnetStep,
-  loadavg,
   type LossCheck,
   onTrainingStep,
-  printTable,
   RESNET_PROTOCOL,
   type Row,
   startComparison,
+  stepTiming,
   tfjsCnnStep,
   tfjsConv,
   tfjsResnetStep,
@@ -139,24 +139,22 @@ export async function oursCnnStep(
   const x = keep(tensor(p.x, { shape: [p.batch, 3, p.size, p.size] }));
   const y = keep(tensor(p.y, { shape: [p.batch], dtype: "i32" }));
   try {
-    const { losses, times } = await oursTraining(
-      model,
-      () => model.forward(x),
-      y,
-      p,
-      reps,
-      { ...CNN_PROTOCOL, check },
+    return stepTiming(
+      await oursTraining(
+        model,
+        () => model.forward(x),
+        y,
+        p,
+        reps,
+        { ...CNN_PROTOCOL, check },
+      ),
+      CNN_PROTOCOL.checkSteps,
+      {
+        device: "webgpu",
+        params: model.numParameters(),
+        build: "nn.Sequential (Conv2d, ReLU, MaxPool2d, Flatten, Linear), NCHW, optim.SGD",
+      },
     );
-    return {
-      ms: median(times),
-      minMs: Math.min(...times),
-      runs: times.length,
-      device: "webgpu",
-      losses,
-      checkedSteps: CNN_PROTOCOL.checkSteps,
-      params: model.numParameters(),
-      build: "nn.Sequential (Conv2d, ReLU, MaxPool2d, Flatten, Linear), NCHW, optim.SGD",
-    };
   } finally {
     x.dispose();
     y.dispose();
@@ -198,20 +196,18 @@ export async function oursResnetStep(
     if (unexpectedKeys.length || notBuffer.length) {
       throw new Error(`resnet18 state dict mismatch: ${[...unexpectedKeys, ...notBuffer]}`);
     }
-    const { losses, times } = await oursTraining(model, () => model.forward(x), y, p, reps, {
-      ...RESNET_PROTOCOL,
-      check,
-    });
-    return {
-      ms: median(times),
-      minMs: Math.min(...times),
-      runs: times.length,
-      device: "webgpu",
-      losses,
-      checkedSteps: RESNET_PROTOCOL.checkSteps,
-      params: count,
-      build: "models.resnet18({ numClasses: 10, cifarStem: true }), NCHW, optim.SGD",
-    };
+    return stepTiming(
+      await oursTraining(model, () => model.forward(x), y, p, reps, {
+        ...RESNET_PROTOCOL,
+        check,
+      }),
+      RESNET_PROTOCOL.checkSteps,
+      {
+        device: "webgpu",
+        params: count,
+        build: "models.resnet18({ numClasses: 10, cifarStem: true }), NCHW, optim.SGD",
+      },
+    );
   } finally {
     x.dispose();
     y.dispose();
@@ -237,7 +233,7 @@ const convReps = quick ? 5 : 15;
 const cnnReps = quick ? 3 : 7;
 const resnetReps = quick ? 1 : 3;
 
-const { startedAt, loadStart, adapter } = await startComparison(gpu().description, quick);
+const start = await startComparison(gpu().description, quick);
 
 const details: Record<string, Record<string, ConvTiming | VisionStepTiming>> = {};
 const log = (m: string) => console.log(`  ${m}`);
@@ -344,24 +340,4 @@ if (only.has("resnet")) {
   agreement(name);
   rows.push({ name, unit: "ms", ours, tfjs, jax });
 }
-const seconds = (performance.now() - t0) / 1000;
-const loadEnd = loadavg();
-console.log(`\n(finished in ${seconds.toFixed(1)} s; medians of synchronised runs after warm-up)`);
-console.log(`load average at end: ${loadEnd}\n`);
-const table = printTable(rows);
-
-if (values.json) {
-  const report = {
-    date: startedAt.toISOString(),
-    adapter,
-    deno: Deno.version.deno,
-    quick,
-    loadavg: { start: loadStart, end: loadEnd },
-    seconds,
-    rows,
-    details,
-    table,
-  };
-  await Deno.writeTextFile(values.json, JSON.stringify(report, null, 2) + "\n");
-  console.log(`\nwrote ${values.json}`);
-}
+await finishComparison({ start, quick, t0, timed: "runs", rows, details, json: values.json });

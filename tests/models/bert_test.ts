@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { crossEntropy, manualSeed, type Node, type Tensor, tensor } from "../../mod.ts";
+import { crossEntropy, manualSeed, type Tensor, tensor } from "../../mod.ts";
 import {
   bert,
   BERT_CONFIGS,
@@ -20,6 +20,7 @@ import {
   stateShapes,
   transformerKeys,
 } from "./parity.ts";
+import { tapeNodes } from "../helpers/tape_nodes.ts";
 
 const ARCHS = ["bert_base_uncased", "bert_base_uncased_seqcls2", "bert_tiny"];
 
@@ -228,19 +229,6 @@ Deno.test("BERT rejects bad inputs and configurations with messages naming the m
   );
 });
 
-/** Every node reachable from `t`'s producer. */
-function tape(t: Tensor): Node[] {
-  const seen = new Set<Node>();
-  const stack = [t.node];
-  while (stack.length) {
-    const n = stack.pop();
-    if (!n || seen.has(n)) continue;
-    seen.add(n);
-    for (const i of n.inputs) stack.push(i.node);
-  }
-  return [...seen];
-}
-
 Deno.test("freezing the embeddings and the first BERT layer cuts the tape before the second layer", async () => {
   const model = bertForSequenceClassification({
     vocab_size: 30,
@@ -256,7 +244,7 @@ Deno.test("freezing the embeddings and the first BERT layer cuts the tape before
   try {
     const ops = () => {
       const loss = crossEntropy(model.forward(ids, { attentionMask: mask }), labels);
-      const nodes = tape(loss);
+      const nodes = tapeNodes(loss);
       return { loss, nodes, count: (op: string) => nodes.filter((n) => n.op === op).length };
     };
     const full = ops();

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { crossEntropy, type Node, randn, reshape, slice, type Tensor, tensor } from "../../mod.ts";
+import { crossEntropy, type Node, randn, reshape, slice, tensor } from "../../mod.ts";
 import {
   Block,
   deit_base,
@@ -21,6 +21,7 @@ import {
   stateShapes,
   transformerKeys,
 } from "./parity.ts";
+import { tapeNodes } from "../helpers/tape_nodes.ts";
 
 const SHAPE_OPTS: Record<string, VisionTransformerOptions> = {
   deit_tiny: { embedDim: 192, numHeads: 3 },
@@ -197,33 +198,22 @@ Deno.test("freezing tokenEmbedding() (patch embedding, class and position tokens
   const model = small();
   const x = randn([2, 3, 8, 8]);
   const y = tensor([1, 3], { dtype: "i32" });
-  const nodes = (t: Tensor) => {
-    const seen = new Set<Node>();
-    const stack = [t.node];
-    while (stack.length) {
-      const n = stack.pop();
-      if (!n || seen.has(n)) continue;
-      seen.add(n);
-      for (const i of n.inputs) stack.push(i.node);
-    }
-    return [...seen];
-  };
   try {
     const count = (ns: Node[], op: string) => ns.filter((n) => n.op === op).length;
     const full = crossEntropy(model.forward(x), y);
-    assert.equal(count(nodes(full), "conv2d"), 1);
-    assert.equal(count(nodes(full), "layerNorm"), 5);
+    assert.equal(count(tapeNodes(full), "conv2d"), 1);
+    assert.equal(count(tapeNodes(full), "layerNorm"), 5);
     full.dispose();
     // Freezing patch_embed alone leaves pos_embed trainable: every block stays on the tape.
     model.patch_embed.freeze();
     model.blocks.at(0).freeze();
     const leaky = crossEntropy(model.forward(x), y);
-    assert.equal(count(nodes(leaky), "layerNorm"), 5);
+    assert.equal(count(tapeNodes(leaky), "layerNorm"), 5);
     leaky.dispose();
     model.tokenEmbedding().freeze();
     assert.equal(model.cls_token.requiresGrad, false);
     const cut = crossEntropy(model.forward(x), y);
-    const ns = nodes(cut);
+    const ns = tapeNodes(cut);
     assert.equal(count(ns, "conv2d"), 0);
     assert.equal(count(ns, "layerNorm"), 3, "block 1's two norms and the final norm");
     cut.backward();

@@ -66,6 +66,11 @@ export interface VisionTransformerOptions {
   projDropRate?: number;
   /** Dropout on the attention weights (timm's `attn_drop_rate`; default 0). */
   attnDropRate?: number;
+  /**
+   * Stochastic depth (timm's `drop_path_rate`; default 0; DeiT trains with 0.1): block i drops
+   * its residual branches with probability `dropPathRate · i / (depth − 1)`, as timm spaces it.
+   */
+  dropPathRate?: number;
 }
 
 /** timm's LayerNorm epsilon for ViTs (`partial(nn.LayerNorm, eps=1e-6)`). */
@@ -283,26 +288,33 @@ export class Block extends nn.Module {
   attn: Attention;
   /** LayerScale slot (identity). */
   ls1: nn.Identity;
-  /** Drop-path slot (identity). */
-  drop_path1: nn.Identity;
+  /** Stochastic depth on the attention branch (identity when the rate is 0, as in timm). */
+  drop_path1: nn.Identity | nn.DropPath;
   /** LayerNorm before the MLP (eps 1e-6). */
   norm2: nn.LayerNorm;
   /** The MLP. */
   mlp: Mlp;
   /** LayerScale slot (identity). */
   ls2: nn.Identity;
-  /** Drop-path slot (identity). */
-  drop_path2: nn.Identity;
+  /** Stochastic depth on the MLP branch (identity when the rate is 0, as in timm). */
+  drop_path2: nn.Identity | nn.DropPath;
 
   /**
    * @param dim Token width.
    * @param numHeads Heads.
-   * @param opts `mlpRatio` (default 4), `qkvBias` (default true), `projDrop`, `attnDrop` (default 0).
+   * @param opts `mlpRatio` (default 4), `qkvBias` (default true), `projDrop`, `attnDrop`,
+   *   `dropPath` (stochastic depth of both residual branches; default 0).
    */
   constructor(
     dim: number,
     numHeads: number,
-    opts: { mlpRatio?: number; qkvBias?: boolean; projDrop?: number; attnDrop?: number } = {},
+    opts: {
+      mlpRatio?: number;
+      qkvBias?: boolean;
+      projDrop?: number;
+      attnDrop?: number;
+      dropPath?: number;
+    } = {},
   ) {
     super();
     this.norm1 = new nn.LayerNorm(dim, { eps: LN_EPS });
@@ -312,18 +324,19 @@ export class Block extends nn.Module {
       projDrop: opts.projDrop,
     });
     this.ls1 = new nn.Identity();
-    this.drop_path1 = new nn.Identity();
+    const dp = opts.dropPath ?? 0;
+    this.drop_path1 = dp > 0 ? new nn.DropPath(dp) : new nn.Identity();
     this.norm2 = new nn.LayerNorm(dim, { eps: LN_EPS });
     this.mlp = new Mlp(dim, Math.floor(dim * (opts.mlpRatio ?? 4)), opts.projDrop ?? 0);
     this.ls2 = new nn.Identity();
-    this.drop_path2 = new nn.Identity();
+    this.drop_path2 = dp > 0 ? new nn.DropPath(dp) : new nn.Identity();
   }
 
   /** `[B, N, dim]` → `[B, N, dim]`. */
   forward(x: Tensor): Tensor {
     return scope(() => {
-      const h = x.add(this.attn.forward(this.norm1.forward(x)));
-      return h.add(this.mlp.forward(this.norm2.forward(h)));
+      const h = x.add(this.drop_path1.forward(this.attn.forward(this.norm1.forward(x))));
+      return h.add(this.drop_path2.forward(this.mlp.forward(this.norm2.forward(h))));
     });
   }
 }
@@ -344,6 +357,7 @@ function resolve(opts: VisionTransformerOptions): Required<VisionTransformerOpti
     posDropRate: opts.posDropRate ?? 0,
     projDropRate: opts.projDropRate ?? 0,
     attnDropRate: opts.attnDropRate ?? 0,
+    dropPathRate: opts.dropPathRate ?? 0,
   };
   for (const k of ["imgSize", "patchSize", "inChans", "embedDim", "depth", "numHeads"] as const) {
     if (!Number.isInteger(o[k]) || o[k] < 1) {
@@ -368,7 +382,9 @@ function resolve(opts: VisionTransformerOptions): Required<VisionTransformerOpti
   if (!(o.mlpRatio > 0) || Math.floor(o.embedDim * o.mlpRatio) < 1) {
     throw new RangeError(`VisionTransformer: mlpRatio must be > 0, got ${o.mlpRatio}`);
   }
-  for (const k of ["dropRate", "posDropRate", "projDropRate", "attnDropRate"] as const) {
+  for (
+    const k of ["dropRate", "posDropRate", "projDropRate", "attnDropRate", "dropPathRate"] as const
+  ) {
     if (!(o[k] >= 0 && o[k] < 1)) {
       throw new RangeError(`VisionTransformer: ${k} must be in [0, 1), got ${o[k]}`);
     }
@@ -492,12 +508,14 @@ export class VisionTransformer extends nn.Module {
     this.patch_drop = new nn.Identity();
     this.norm_pre = new nn.Identity();
     this.blocks = new nn.Sequential(
-      ...Array.from({ length: o.depth }, () =>
+      ...Array.from({ length: o.depth }, (_, i) =>
         new Block(E, o.numHeads, {
           mlpRatio: o.mlpRatio,
           qkvBias: o.qkvBias,
           projDrop: o.projDropRate,
           attnDrop: o.attnDropRate,
+          // timm: torch.linspace(0, drop_path_rate, depth)[i].
+          dropPath: o.depth > 1 ? (o.dropPathRate * i) / (o.depth - 1) : 0,
         })),
     );
     this.norm = new nn.LayerNorm(E, { eps: LN_EPS });

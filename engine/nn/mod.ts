@@ -40,7 +40,7 @@ export {
   Softmax,
   Tanh,
 } from "./activation.ts";
-export { Dropout } from "./dropout.ts";
+export { Dropout, DropPath } from "./dropout.ts";
 export {
   AdaptiveAvgPool2d,
   AvgPool2d,

@@ -299,6 +299,8 @@ async function main(argv: string[]): Promise<number> {
     classes: data.classes.length,
     text: data.text,
   }, args);
+  // The recipe's warm-up fraction becomes steps now that the run's length is known.
+  args.warmup = warmupSteps(args, args.epochs * trainLoader.batchesPerEpoch);
   const params = built.model.numParameters();
   console.log(`model: ${built.description}, ${params} parameters`);
   const optimizer = args.optimizer === "adamw"

@@ -272,9 +272,21 @@ async function main(argv: string[]): Promise<number> {
     });
     const saved = JSON.parse(await Deno.readTextFile(`${runDir}/config.json`)).args as TrainArgs;
     // The run continues as configured; only its length may change.
+    const ignored = args.given.filter((flag) => {
+      const key = flag.replace(/-(\w)/g, (_, c: string) => c.toUpperCase()) as keyof TrainArgs;
+      return !["epochs", "out", "resume"].includes(key) &&
+        JSON.stringify(args![key]) !== JSON.stringify(saved[key]);
+    });
+    if (ignored.length) {
+      console.log(
+        `warning: --resume continues ${runDir} as configured; ignoring ${
+          ignored.map((f) => `--${f}`).join(", ")
+        } (only --epochs may change)`,
+      );
+    }
     args = {
       ...saved,
-      epochs: args.epochs === 3 ? saved.epochs : args.epochs,
+      epochs: args.given.includes("epochs") ? args.epochs : saved.epochs,
       out: runDir,
       resume: true,
     };

@@ -44,9 +44,14 @@ Deno.test("a run killed mid-epoch or mid-checkpoint resumes with exactly the uni
     await trainAndKill(common(dir, a), async () => (await stepLosses(a)).length >= 15);
     const partial = await stepLosses(a);
     assert.ok(partial.length >= 15 && partial.length < 30, `killed after ${partial.length} steps`);
-    const r1 = await train([...common(dir, a), "--resume"]);
+    // A flag that would change the run is named and ignored; the same flags say nothing.
+    const r1 = await train([...common(dir, a), "--resume", "--lr", "0.5"]);
     assert.equal(r1.code, 0, r1.stderr);
     assert.match(r1.stdout, /resumed from .*ckpt-0+\d+ \(step \d+/);
+    assert.match(
+      r1.stdout,
+      /warning: --resume continues .* ignoring --lr \(only --epochs may change\)/,
+    );
     assert.deepEqual(await stepLosses(a), expected);
 
     // 2. Killed while a checkpoint is being written (the write is held open half-way).
@@ -65,6 +70,7 @@ Deno.test("a run killed mid-epoch or mid-checkpoint resumes with exactly the uni
     }
     const r2 = await train([...common(dir, b), "--resume"]);
     assert.equal(r2.code, 0, r2.stderr);
+    assert.doesNotMatch(r2.stdout, /warning/);
     assert.deepEqual(await stepLosses(b), expected);
     const leftovers = [];
     for await (const e of Deno.readDir(b)) if (e.name.includes(".tmp-")) leftovers.push(e.name);

@@ -25,34 +25,11 @@ import {
   maxPool2d,
   ones,
   randn,
-  scope,
   synchronize,
   type Tensor,
   zeros,
 } from "../mod.ts";
-
-/** Registers one bench that runs `body` `reps` times per iteration, then waits for the GPU. */
-function forwardBench(
-  name: string,
-  group: string,
-  reps: number,
-  body: () => Tensor,
-  baseline = false,
-): void {
-  Deno.bench({
-    name: `${name} ×${reps}`,
-    group,
-    baseline,
-    warmup: 1,
-    n: 3,
-    async fn(ctx) {
-      ctx.start();
-      for (let r = 0; r < reps; r++) scope(() => void body());
-      await synchronize();
-      ctx.end();
-    },
-  });
-}
+import { gpuBench } from "./gpu_timing.ts";
 
 /**
  * Registers one bench of a backward pass: `forward` builds the graph from
@@ -109,14 +86,14 @@ Deno.bench({
   const w3s2 = randn([128, 64, 3, 3]);
   const w1 = randn([128, 64, 1, 1]);
   const conv = (w: Tensor, opts: Conv2dOptions) => () => conv2d(x, w, opts);
-  forwardBench("conv2d 3×3 64→64 pad 1", group, 2, conv(w3, { padding: 1 }), true);
-  forwardBench(
+  gpuBench("conv2d 3×3 64→64 pad 1", group, 2, conv(w3, { padding: 1 }), true);
+  gpuBench(
     "conv2d 3×3 64→128 stride 2 pad 1",
     group,
     2,
     conv(w3s2, { stride: 2, padding: 1 }),
   );
-  forwardBench("conv2d 1×1 64→128", group, 2, conv(w1, {}));
+  gpuBench("conv2d 1×1 64→128", group, 2, conv(w1, {}));
   backwardBench("conv2d 3×3 backward (data + weight)", group, [x, w3], conv(w3, { padding: 1 }));
   backwardBench("conv2d 3×3 backward (weight only)", group, [w3], conv(w3, { padding: 1 }));
   backwardBench(
@@ -133,7 +110,7 @@ Deno.bench({
   const x = randn([16, 128, 16, 16]);
   const w = randn([128, 1, 3, 3]);
   const dw = () => conv2d(x, w, { padding: 1, groups: 128 });
-  forwardBench("depthwise 3×3 pad 1", group, 4, dw, true);
+  gpuBench("depthwise 3×3 pad 1", group, 4, dw, true);
   backwardBench("depthwise 3×3 backward (data + weight)", group, [x, w], dw);
 }
 
@@ -146,8 +123,8 @@ Deno.bench({
   const rm = zeros([64]);
   const rv = ones([64]);
   const train = () => batchNorm2d(x, weight, bias, rm, rv, { training: true });
-  forwardBench("batchNorm2d training forward", group, 4, train, true);
-  forwardBench("batchNorm2d eval forward", group, 4, () => batchNorm2d(x, weight, bias, rm, rv));
+  gpuBench("batchNorm2d training forward", group, 4, train, true);
+  gpuBench("batchNorm2d eval forward", group, 4, () => batchNorm2d(x, weight, bias, rm, rv));
   backwardBench("batchNorm2d training backward", group, [x, weight, bias], train);
 }
 
@@ -155,14 +132,14 @@ Deno.bench({
 {
   const group = "pool [16,64,32,32]";
   const x = randn([16, 64, 32, 32]);
-  forwardBench("maxPool2d 2×2", group, 4, () => maxPool2d(x, { kernelSize: 2 }), true);
-  forwardBench(
+  gpuBench("maxPool2d 2×2", group, 4, () => maxPool2d(x, { kernelSize: 2 }), true);
+  gpuBench(
     "maxPool2d 3×3 stride 2 pad 1",
     group,
     4,
     () => maxPool2d(x, { kernelSize: 3, stride: 2, padding: 1 }),
   );
-  forwardBench("avgPool2d 2×2", group, 4, () => avgPool2d(x, { kernelSize: 2 }));
-  forwardBench("adaptiveAvgPool2d 1×1", group, 4, () => adaptiveAvgPool2d(x, 1));
+  gpuBench("avgPool2d 2×2", group, 4, () => avgPool2d(x, { kernelSize: 2 }));
+  gpuBench("adaptiveAvgPool2d 1×1", group, 4, () => adaptiveAvgPool2d(x, 1));
   backwardBench("maxPool2d 2×2 backward", group, [x], () => maxPool2d(x, { kernelSize: 2 }));
 }

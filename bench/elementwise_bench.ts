@@ -6,38 +6,14 @@
  * rows (ImageNet-sized logits).
  *
  * Each measured iteration records `reps` ops (shown as "×reps" in the name)
- * and ends with `await flushErrors()`, which submits them and waits for the
- * GPU, so the time covers the GPU work. Inputs are made once.
+ * and ends with `await synchronize()` (bench/gpu_timing.ts), which submits
+ * them and waits for the GPU, so the time covers the GPU work. Inputs are made once.
  *
  * @module
  */
 
-import { add, exp, gelu, mul, randn, relu, scope, softmax, sum, type Tensor } from "../mod.ts";
-import { flushErrors } from "../engine/dispatch.ts";
-
-/** Registers one bench that runs `body` `reps` times per iteration, then waits for the GPU. */
-function gpuBench(
-  name: string,
-  group: string,
-  reps: number,
-  body: () => Tensor,
-  baseline = false,
-): void {
-  Deno.bench({
-    name: `${name} ×${reps}`,
-    group,
-    baseline,
-    // Deno measures for at least 0.5 s anyway; these only cap the slow cases.
-    warmup: 1,
-    n: 3,
-    async fn(ctx) {
-      ctx.start();
-      for (let r = 0; r < reps; r++) scope(() => void body());
-      await flushErrors();
-      ctx.end();
-    },
-  });
-}
+import { add, exp, gelu, mul, randn, relu, softmax, sum } from "../mod.ts";
+import { gpuBench } from "./gpu_timing.ts";
 
 for (const log2 of [16, 20]) {
   const n = 2 ** log2;

@@ -9,8 +9,8 @@
  * weight gradient.
  *
  * Each measured iteration records `reps` calls (shown as "×reps" in the name)
- * and ends with `await flushErrors()`, which submits them and waits for the
- * GPU, so the time covers the GPU work. Inputs are made once.
+ * and ends with `await synchronize()` (bench/gpu_timing.ts), which submits
+ * them and waits for the GPU, so the time covers the GPU work. Inputs are made once.
  *
  * @module
  */
@@ -21,28 +21,10 @@ import {
   ones,
   randn,
   scaledDotProductAttention,
-  scope,
   type Tensor,
   tensor,
 } from "../mod.ts";
-import { flushErrors } from "../engine/dispatch.ts";
-
-/** Registers one bench that runs `body` `reps` times per iteration, then waits for the GPU. */
-function gpuBench(name: string, group: string, reps: number, body: () => void, baseline = false) {
-  Deno.bench({
-    name: `${name} ×${reps}`,
-    group,
-    baseline,
-    warmup: 1,
-    n: 3,
-    async fn(ctx) {
-      ctx.start();
-      for (let r = 0; r < reps; r++) scope(body);
-      await flushErrors();
-      ctx.end();
-    },
-  });
-}
+import { gpuBench } from "./gpu_timing.ts";
 
 for (const [B, H, T, D] of [[32, 4, 128, 64], [8, 12, 128, 64]]) {
   const shape = [B, H, T, D];

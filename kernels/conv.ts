@@ -229,6 +229,24 @@ fn outPixel(r: u32) -> u32 {
 }`;
 
 /**
+ * Bindings shared by the GEMM and depthwise kernels (input and weight
+ * textures, bias, output) and their store of 4 output channels, stopping at
+ * the group's last channel.
+ */
+const GEMM_HEAD = /* wgsl */ `${GEMM_UNIFORMS}
+@group(0) @binding(0) var Xt: texture_2d_array<f32>;
+@group(0) @binding(1) var Wk: texture_2d_array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+fn store4(base: u32, o: u32, v: vec4<f32>) {
+  if (o < u.Og) { Y[base + o * u.CS] = v.x; }
+  if (o + 1u < u.Og) { Y[base + (o + 1u) * u.CS] = v.y; }
+  if (o + 2u < u.Og) { Y[base + (o + 2u) * u.CS] = v.z; }
+  if (o + 3u < u.Og) { Y[base + (o + 3u) * u.CS] = v.w; }
+}`;
+
+/**
  * The implicit-GEMM convolution kernel (forward, and each sub-pixel phase of
  * the data gradient) with `nt` texels of output channels per invocation.
  * Inputs: image texture, weight texture, bias (`hasBias` = 0 binds any
@@ -305,18 +323,7 @@ export function convGemmProgram(pass: ConvPass, nt: GemmWidth): KernelProgram {
     uniforms: true,
     bindings: ["texture", "texture", "storage", "storage"],
     wgsl: () =>
-      /* wgsl */ `${GEMM_UNIFORMS}
-@group(0) @binding(0) var Xt: texture_2d_array<f32>;
-@group(0) @binding(1) var Wk: texture_2d_array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(4) var<uniform> u: U;
-fn store4(base: u32, o: u32, v: vec4<f32>) {
-  if (o < u.Og) { Y[base + o * u.CS] = v.x; }
-  if (o + 1u < u.Og) { Y[base + (o + 1u) * u.CS] = v.y; }
-  if (o + 2u < u.Og) { Y[base + (o + 2u) * u.CS] = v.z; }
-  if (o + 3u < u.Og) { Y[base + (o + 3u) * u.CS] = v.w; }
-}
+      /* wgsl */ `${GEMM_HEAD}
 @compute @workgroup_size(${GEMM_WGX}, ${GEMM_WGY})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   ${L.join("\n  ")}
@@ -366,18 +373,7 @@ export function convDepthwiseProgram(pass: ConvPass): KernelProgram {
     uniforms: true,
     bindings: ["texture", "texture", "storage", "storage"],
     wgsl: () =>
-      /* wgsl */ `${GEMM_UNIFORMS}
-@group(0) @binding(0) var Xt: texture_2d_array<f32>;
-@group(0) @binding(1) var Wk: texture_2d_array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(4) var<uniform> u: U;
-fn store4(base: u32, o: u32, v: vec4<f32>) {
-  if (o < u.Og) { Y[base + o * u.CS] = v.x; }
-  if (o + 1u < u.Og) { Y[base + (o + 1u) * u.CS] = v.y; }
-  if (o + 2u < u.Og) { Y[base + (o + 2u) * u.CS] = v.z; }
-  if (o + 3u < u.Og) { Y[base + (o + 3u) * u.CS] = v.w; }
-}
+      /* wgsl */ `${GEMM_HEAD}
 @compute @workgroup_size(${GEMM_WGX}, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   ${L.join("\n  ")}

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { mixSeed, Rng } from "./rng.ts";
+import { subsetIndices } from "./rng.ts";
 
 /** Label arrays: bytes for up to 256 classes, u16 beyond (ImageNet has 1000). */
 export type LabelArray = Uint8Array | Uint16Array;
@@ -60,7 +60,7 @@ export interface ImageDataset {
  */
 export function subsetImages(set: ImageSet, n: number, seed: number): ImageSet {
   if (n >= set.n) return set;
-  const keep = new Rng(mixSeed(seed, 0x5e1ec7)).permutation(set.n).subarray(0, n).sort();
+  const keep = subsetIndices(set.n, n, seed);
   const size = set.channels * set.height * set.width;
   const images = new Uint8Array(n * size);
   const labels = new (set.labels.constructor as new (n: number) => LabelArray)(n);

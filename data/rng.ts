@@ -294,3 +294,23 @@ export class Rng {
     return this.shuffle(p);
   }
 }
+
+/**
+ * `n` of the indices 0..total-1 drawn without replacement, in increasing
+ * order: the seeded training subset of `--train-limit` (images and text draw
+ * it the same way, so a resumed run gets the same rows).
+ *
+ * @param total Number of examples.
+ * @param n How many to keep (at most `total`).
+ * @param seed Seed of the draw.
+ * @returns Sorted indices.
+ *
+ * @example
+ * ```ts
+ * import { subsetIndices } from "./rng.ts";
+ * console.log(subsetIndices(10, 3, 0).length); // 3
+ * ```
+ */
+export function subsetIndices(total: number, n: number, seed: number): Uint32Array {
+  return new Rng(mixSeed(seed, 0x5e1ec7)).permutation(total).subarray(0, n).sort();
+}

@@ -25,7 +25,7 @@ import {
   randomHorizontalFlip,
 } from "../data/mod.ts";
 import { subsetImages } from "../data/image_set.ts";
-import { mixSeed, Rng } from "../data/rng.ts";
+import { subsetIndices } from "../data/rng.ts";
 import { loadGlue } from "../data/glue.ts";
 import { loadSpamAssassin } from "../data/spam_assassin.ts";
 import {
@@ -161,17 +161,14 @@ export async function prepareData(a: DataArgs): Promise<PreparedData> {
  * of the batch rounded up to 8 (at most `--max-length`).
  */
 async function prepareText(a: DataArgs): Promise<PreparedData> {
+  if (a.dataset !== "spam" && !a.data) {
+    throw new Error(`--dataset ${a.dataset} needs --data DIR (the GLUE task's TSV files)`);
+  }
   const ds = a.dataset === "spam"
     ? await loadSpamAssassin({ dir: a.data })
-    : await loadGlue(a.dataset === "mrpc" ? "mrpc" : "cola", {
-      dir: a.data ??
-        (() => {
-          throw new Error(`--dataset ${a.dataset} needs --data DIR (the GLUE task's TSV files)`);
-        })(),
-    });
+    : await loadGlue(a.dataset === "mrpc" ? "mrpc" : "cola", { dir: a.data! });
   if (a.trainLimit && a.trainLimit < ds.train.length) {
-    const keep = new Rng(mixSeed(a.seed, 0x5e1ec7)).permutation(ds.train.length)
-      .subarray(0, a.trainLimit).sort();
+    const keep = subsetIndices(ds.train.length, a.trainLimit, a.seed);
     ds.train = Array.from(keep, (i) => ds.train[i]);
   }
   const tokenizer = await WordPieceTokenizer.fromBertTokenizerPackage();

@@ -227,9 +227,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
   return args;
 }
 
+/** The learning rate per step; `a.warmup` is already resolved to steps (see warmupSteps). */
 function schedule(a: TrainArgs, total: number): (step: number) => number {
-  const warmup = warmupSteps(a, total);
-  a = { ...a, warmup };
   const after = a.schedule === "cosine"
     ? optim.cosineLR(a.lr, Math.max(1, total - a.warmup))
     : a.schedule === "linear"

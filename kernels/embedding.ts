@@ -37,6 +37,7 @@ export function embeddingUniforms(
 }
 
 const HEAD = /* wgsl */ `
+// r0, r1: padding to the 32 bytes embeddingUniforms() writes.
 struct U { J: u32, dim: u32, num: u32, L: u32, logL: u32, pad: i32, r0: u32, r1: u32 }
 `;
 

@@ -4,8 +4,10 @@
  * calls. WebGPU orders a later pack after the earlier reads of the same
  * texture, so two kernels in one batch may share it. Beyond a byte budget the
  * least recently used are destroyed, once the batch being recorded is
- * submitted (it may still use them). memoryStats() counts them and
- * emptyCache() frees them.
+ * submitted (it may still use them), except the newest texture of each role:
+ * an op uses one texture per role and may record more dispatches with it
+ * after a submit, so the textures of the op being recorded are never
+ * destroyed under it. memoryStats() counts them and emptyCache() frees them.
  *
  * @module
  */
@@ -17,6 +19,8 @@ import { destroyAfterSubmit, registerScratch } from "./memory.ts";
 export interface ScratchTexture {
   /** The device it was made on (a lost device's textures are not reused). */
   device: GPUDevice;
+  /** What it holds for its op ("A", "x", ...): the newest texture of a role is never evicted. */
+  role: string;
   /** The rgba32float texture. */
   texture: GPUTexture;
   /** Its `2d-array` view. */
@@ -35,6 +39,33 @@ export interface ScratchTexture {
  */
 const npot = (n: number) => ((n & (n - 1)) === 0 ? (n === 1 ? 3 : n + 1) : n);
 
+/**
+ * The size to allocate for a `w × h × layers` texture that is bound as a
+ * `2d-array`, whatever the backend. WebGPU lets any 2-D texture be viewed as
+ * an array, but wgpu's OpenGL backend must fix a texture's GL target when it
+ * creates it and guesses from the size: one layer becomes `TEXTURE_2D`, a
+ * square one with a multiple of 6 layers a cube map (array). A `2d-array`
+ * view of either then reads garbage without any error (seen with Mesa 22.3:
+ * matmul and conv results off by 10-100). So a scratch texture always has at
+ * least 2 layers and is never a square with a multiple of 6 layers; the
+ * kernels never read the extra layer. (WebGPU's compatibility-mode
+ * `textureBindingViewDimension` says this directly, where it is supported.)
+ */
+export function arrayTextureSize(
+  w: number,
+  h: number,
+  layers: number,
+  maxLayers = Infinity,
+): [number, number, number] {
+  let l = Math.max(2, layers);
+  let width = w;
+  if (width === h && l % 6 === 0) {
+    if (l + 1 <= maxLayers) l++;
+    else width++;
+  }
+  return [width, h, l];
+}
+
 /** An LRU cache of scratch textures for one kernel family. */
 export class ScratchTextures {
   readonly #label: string;
@@ -52,12 +83,22 @@ export class ScratchTextures {
     this.#label = label;
     this.#budget = budgetBytes;
     this.#npot = opts.npot ?? false;
-    registerScratch({ bytes: () => this.#bytes, release: () => this.#release(0) });
+    registerScratch({ bytes: () => this.#bytes, release: () => this.#release(0, true) });
   }
 
-  #release(keepBytes: number): void {
+  /** Destroys the least recently used textures until `keepBytes` remain; `all`: newest too. */
+  #release(keepBytes: number, all = false): void {
+    const newest = new Set<ScratchTexture>();
+    if (!all) {
+      const roles = new Set<string>();
+      for (const e of [...this.#map.values()].reverse()) {
+        if (!roles.has(e.role)) newest.add(e);
+        roles.add(e.role);
+      }
+    }
     for (const [k, e] of this.#map) {
       if (this.#bytes <= keepBytes) break;
+      if (newest.has(e)) continue;
       destroyAfterSubmit(e.texture);
       this.#map.delete(k);
       this.#bytes -= e.bytes;
@@ -66,9 +107,12 @@ export class ScratchTextures {
 
   /** The texture for `role` of at least `w × h × layers` texels, made or reused. */
   get(role: string, w0: number, h0: number, layers0: number): ScratchTexture {
-    const [w, h, layers] = this.#npot ? [npot(w0), npot(h0), npot(layers0)] : [w0, h0, layers0];
+    const { device, limits } = gpu();
+    const [w, h, layers] = arrayTextureSize(
+      ...(this.#npot ? [npot(w0), npot(h0), npot(layers0)] as const : [w0, h0, layers0] as const),
+      limits.maxTextureArrayLayers,
+    );
     const key = `${role}:${w}x${h}x${layers}`;
-    const { device } = gpu();
     let s = this.#map.get(key);
     if (s) {
       this.#map.delete(key);
@@ -88,7 +132,7 @@ export class ScratchTextures {
         usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING |
           GPUTextureUsage.COPY_DST,
       });
-      s = { device, texture, view: texture.createView({ dimension: "2d-array" }), bytes };
+      s = { device, role, texture, view: texture.createView({ dimension: "2d-array" }), bytes };
       this.#bytes += bytes;
     }
     this.#map.set(key, s);

@@ -111,9 +111,10 @@ const UNARY: Record<UnaryFn, string> = {
   rsqrt: "inverseSqrt(x)",
   tanh: "tanh_(x)",
   sigmoid: "sigmoid_(x)",
-  // select() keeps NaN (PyTorch propagates it); max()/clamp() may drop it.
-  relu: "select(x, T(0), x < T(0))",
-  relu6: "select(select(x, T(6), x > T(6)), T(0), x < T(0))",
+  // NaN stays NaN (PyTorch propagates it): max()/clamp() may drop it, and on wgpu's GL
+  // backend Mesa evaluates NaN < 0 as true, so NaN is tested from the bits.
+  relu: "select(select(x, T(0), x < T(0)), x, isNan_(x))",
+  relu6: "select(select(select(x, T(6), x > T(6)), T(0), x < T(0)), x, isNan_(x))",
   gelu: "0.5 * x * (1.0 + erf_(x * SQRT1_2))",
   gelu_tanh: "0.5 * x * (1.0 + tanh_(GELU_C * (x + 0.044715 * x * x * x)))",
   sin: "sin(x)",
@@ -133,8 +134,9 @@ const UNARY_GRAD: Record<UnaryFn, string> = {
   rsqrt: "g * -0.5 * y * y * y",
   tanh: "g * (1.0 - y * y)",
   sigmoid: "g * y * (1.0 - y)",
-  relu: "select(0.0, g, x > 0.0)",
-  relu6: "select(0.0, g, x > 0.0 && x < 6.0)",
+  // NaN inputs get no gradient, as in PyTorch (x > 0 is false for NaN, except on GL: see relu).
+  relu: "select(0.0, g, x > 0.0 && !isNan_(x))",
+  relu6: "select(0.0, g, x > 0.0 && x < 6.0 && !isNan_(x))",
   gelu: "g * (0.5 * (1.0 + erf_(x * SQRT1_2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x))",
   gelu_tanh:
     "g * (0.5 * (1.0 + tanh_(GELU_C * (x + 0.044715 * x * x * x))) + 0.5 * x * (1.0 - tanh_(GELU_C * (x + 0.044715 * x * x * x)) * tanh_(GELU_C * (x + 0.044715 * x * x * x))) * GELU_C * (1.0 + 3.0 * 0.044715 * x * x))",
@@ -212,6 +214,7 @@ export function unaryProgram(fn: UnaryFn, dtype: WgslScalar): KernelProgram {
     wgsl: () =>
       `alias T = ${dtype};
 ${MATH}
+${isNanWgsl(dtype)}
 struct U { n: u32 }
 @group(0) @binding(0) var<storage, read> a: array<T>;
 @group(0) @binding(1) var<storage, read_write> out: array<T>;
@@ -233,7 +236,9 @@ export function unaryGradProgram(fn: UnaryFn): KernelProgram {
     outputs: 1,
     uniforms: true,
     wgsl: () =>
-      `${MATH}
+      `alias T = f32;
+${MATH}
+${isNanWgsl("f32")}
 struct U { n: u32 }
 @group(0) @binding(0) var<storage, read> xs: array<f32>;
 @group(0) @binding(1) var<storage, read> ys: array<f32>;

@@ -80,7 +80,6 @@ const TEX_NV = TEX_TN / 4;
 
 function epilogue(act: MatmulAct, bias: boolean, v: string, bv = "bv"): string {
   const b = bias ? `${v} + ${bv}` : v;
-  // select() keeps a NaN (as the relu op does); max() may drop it.
   if (act === "relu") return `relu4(${b})`;
   if (act === "gelu") return `gelu4(${b})`;
   return b;
@@ -88,7 +87,11 @@ function epilogue(act: MatmulAct, bias: boolean, v: string, bv = "bv"): string {
 
 function actWgsl(act: MatmulAct): string {
   if (act === "relu") {
-    return "fn relu4(x: vec4<f32>) -> vec4<f32> { return select(x, vec4<f32>(0.0), x < vec4<f32>(0.0)); }";
+    // NaN stays NaN, as in the relu op: max() may drop it and GL's NaN < 0 is true.
+    return `fn relu4(x: vec4<f32>) -> vec4<f32> {
+  let nan = (bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+  return select(x, vec4<f32>(0.0), (x < vec4<f32>(0.0)) & !nan);
+}`;
   }
   return act === "gelu" ? GELU4 : "";
 }

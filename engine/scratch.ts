@@ -86,11 +86,14 @@ export class ScratchTextures {
     registerScratch({ bytes: () => this.#bytes, release: () => this.#release(0, true) });
   }
 
-  /** Destroys the least recently used textures until `keepBytes` remain; `all`: newest too. */
-  #release(keepBytes: number, all = false): void {
+  /**
+   * Destroys the least recently used textures until `keepBytes` remain, sparing the newest
+   * of each role but `superseded` (being replaced by its op), unless `all`.
+   */
+  #release(keepBytes: number, all = false, superseded?: string): void {
     const newest = new Set<ScratchTexture>();
     if (!all) {
-      const roles = new Set<string>();
+      const roles = new Set<string>(superseded === undefined ? [] : [superseded]);
       for (const e of [...this.#map.values()].reverse()) {
         if (!roles.has(e.role)) newest.add(e);
         roles.add(e.role);
@@ -124,7 +127,7 @@ export class ScratchTextures {
     }
     if (!s) {
       const bytes = 16 * w * h * layers;
-      this.#release(this.#budget - bytes);
+      this.#release(this.#budget - bytes, false, role);
       const texture = device.createTexture({
         label: `${this.#label} scratch ${key}`,
         size: [w, h, layers],

@@ -202,6 +202,23 @@ Deno.test("conv2d() processes images in chunks and splits the weight gradient's 
   }
 });
 
+Deno.test("conv2d() is right for batches of 1, 6, 12 and 96 square images and 6-tap kernels", async () => {
+  // wgpu's GL backend makes a 1-layer texture TEXTURE_2D and a square one with a multiple of 6
+  // layers a cube map, so these layer counts once read garbage there. 96 is the last batch of a
+  // Fashion-MNIST epoch at batch size 128; a 2×3 kernel of 4 → 16 channels packs its weight
+  // as 6 layers of 4×4 texels.
+  const r = new Rng(6);
+  const cases: Case[] = [
+    { x: [1, 1, 28, 28], w: [4, 1, 3, 3], opts: { padding: 1 }, bias: true },
+    { x: [6, 1, 28, 28], w: [4, 1, 3, 3], opts: { padding: 1 }, bias: true },
+    { x: [12, 3, 8, 8], w: [5, 3, 3, 3], opts: { padding: 1 } },
+    { x: [96, 1, 28, 28], w: [4, 1, 3, 3], opts: { padding: 1 }, bias: true },
+    { x: [6, 4, 7, 7], w: [16, 4, 2, 3], opts: { padding: [1, 1] } },
+    { x: [6, 8, 6, 6], w: [8, 1, 3, 3], opts: { groups: 8, padding: 1 } },
+  ];
+  for (const c of cases) await checkCase(r, c);
+});
+
 Deno.test("conv2d() tiles channel texels when a row of them exceeds the texture width", async () => {
   // 520 channels = 130 texels of a 130-pixel row: 16,900 texels, above the 16,384 texture limit.
   const r = new Rng(5);

@@ -104,13 +104,39 @@ Deno.test("matmul() splits rows and batch entries beyond the texture limits", as
       tol(K),
     );
   }
-  // One more batch entry than a texture has layers, with one operand shared.
-  const [a, b] = operands(r, [layers + 1], [], [16, 32, 33], false, true);
+  // One more batch entry than a texture has layers, both operands batched (a shared operand
+  // folds the batch into rows instead): two chunks of layers, the second of one entry.
+  const [a, b] = operands(r, [layers + 1], [layers + 1], [8, 64, 36], false, true);
   await checkOp(
     `${layers + 1} batch entries`,
     [a, b],
     (x, y) => matmul(x, y, { transB: true }),
     matmulRef(a, b, { transB: true }),
-    tol(32),
+    tol(64),
   );
+});
+
+Deno.test("matmul() is right for texture layer counts that wgpu's GL backend guesses wrongly", async () => {
+  // wgpu's GL backend makes a 1-layer texture TEXTURE_2D and a square one with a multiple of
+  // 6 layers a cube map: [16, 64]·[64, 256] packs A as 16×16 and B as 64×64 texels a layer.
+  const r = new Rng(15);
+  const cases: [number[], number[], number[]][] = [
+    [[], [], [16, 64, 256]],
+    [[6], [6], [16, 64, 256]],
+    [[12], [12], [16, 64, 256]],
+    [[6], [], [16, 64, 256]],
+    [[], [6], [16, 64, 256]],
+  ];
+  for (const [ba, bb, mkn] of cases) {
+    for (const [transA, transB] of [[false, false], [true, true]] as [boolean, boolean][]) {
+      const [a, b] = operands(r, ba, bb, mkn, transA, transB);
+      await checkOp(
+        `[${ba}]x[${bb}] [${mkn}] tA=${transA} tB=${transB}`,
+        [a, b],
+        (x, y) => matmul(x, y, { transA, transB }),
+        matmulRef(a, b, { transA, transB }),
+        tol(mkn[1]),
+      );
+    }
+  }
 });

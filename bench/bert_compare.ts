@@ -108,7 +108,7 @@ if (import.meta.main) {
   }
   const reps = quick ? 1 : 3;
 
-  const start = await startComparison(gpu().description, quick);
+  const start = await startComparison(gpu().label, quick);
   const log = (m: string) => console.log(`  ${m}`);
   const p = bertProblem();
   const name = `BERT-mini train step, batch ${p.batch}, seq ${p.seqLen}`;

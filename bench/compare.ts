@@ -168,7 +168,7 @@ const quick = values.quick ?? false;
 const matmulSizes = quick ? [{ n: 256, reps: 5 }] : DEFAULT_MATMUL;
 const mlpReps = quick ? 5 : 15;
 
-const start = await startComparison(gpu().description, quick);
+const start = await startComparison(gpu().label, quick);
 
 const details: Record<string, Record<string, MatmulTiming | StepTiming>> = {};
 const log = (m: string) => console.log(`  ${m}`);

@@ -78,7 +78,7 @@ function step(): void {
   });
 }
 
-console.log(`${built.description} on ${gpu().description}, batch ${B}`);
+console.log(`${built.description} on ${gpu().label}, batch ${B}`);
 const rows: { frozen: string; ms: number; peakMiB: number; savedTime: string; savedMem: string }[] =
   [];
 for (let k = 0; k <= built.units.length; k++) {
@@ -115,7 +115,7 @@ if (values.json) {
   await Deno.writeTextFile(
     values.json,
     JSON.stringify(
-      { model: built.description, batch: B, device: gpu().description, rows },
+      { model: built.description, batch: B, device: gpu().label, rows },
       null,
       2,
     ),

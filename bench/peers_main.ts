@@ -11,6 +11,7 @@
  */
 
 import { DEFAULT_MATMUL, loadJax, peerRows, printTable } from "./peers.ts";
+import { guessBackend } from "../engine/device.ts";
 
 const quick = Deno.args.includes("--quick");
 const adapter = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" });
@@ -18,7 +19,9 @@ const info = adapter?.info;
 console.log(
   `adapter: ${
     info
-      ? `${info.description || info.vendor}${info.isFallbackAdapter ? " (fallback adapter)" : ""}`
+      ? `${info.description || info.vendor}${
+        info.isFallbackAdapter ? " (fallback adapter)" : ""
+      }, wgpu ${guessBackend()} backend`
       : "none"
   }`,
 );

@@ -233,7 +233,7 @@ const convReps = quick ? 5 : 15;
 const cnnReps = quick ? 3 : 7;
 const resnetReps = quick ? 1 : 3;
 
-const start = await startComparison(gpu().description, quick);
+const start = await startComparison(gpu().label, quick);
 
 const details: Record<string, Record<string, ConvTiming | VisionStepTiming>> = {};
 const log = (m: string) => console.log(`  ${m}`);

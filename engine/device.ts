@@ -24,6 +24,14 @@ export interface Gpu {
   device: GPUDevice;
   /** The adapter's description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
   description: string;
+  /**
+   * The wgpu backend behind the adapter ("vulkan", "gl", "metal", "dx12"), from
+   * `DENO_WEBGPU_BACKEND` when set, else as wgpu picks it (see {@link guessBackend});
+   * backends differ in what they compute right, so every report names it.
+   */
+  backend: string;
+  /** Adapter and backend in one line, for logs and reports. */
+  label: string;
   /** Limits granted to the device (the adapter's own, not the defaults). */
   limits: GPUSupportedLimits;
   /** Whether GPU timestamp queries can be used for profiling. */
@@ -52,8 +60,88 @@ const NO_ADAPTER =
  */
 export function initGpu(): Promise<Gpu> {
   if (current && !current.lost) return Promise.resolve(current);
-  pending ??= acquire().then((g) => (current = g)).finally(() => (pending = null));
+  pending ??= acquire().then(async (g) => {
+    const replaced = current !== null;
+    current = g;
+    // Caches tied to the lost device (pipelines, buffer pool, textures) start afresh.
+    if (replaced) { for (const f of newDeviceHooks) f(); }
+    if (selfCheck && !skipSelfCheck()) {
+      const err = await selfCheck().catch((e) => (e instanceof Error ? e.message : String(e)));
+      if (err) {
+        g.lost = new GpuError(
+          `WebGPU self-check failed on ${g.label}: ${err}. This adapter computes wrong results, ` +
+            "so frost will not run on it. Try another backend (DENO_WEBGPU_BACKEND=vulkan or " +
+            "=gl) or driver; FROST_SKIP_SELF_CHECK=1 skips the check at your own risk.",
+        );
+        throw g.lost;
+      }
+    }
+    return g;
+  }).finally(() => (pending = null));
   return pending;
+}
+
+const newDeviceHooks: (() => void)[] = [];
+
+/**
+ * Registers a function that drops what a module keeps for the device (pipelines,
+ * pooled buffers, textures): called when {@link initGpu} replaces a lost device.
+ */
+export function onNewDevice(f: () => void): void {
+  newDeviceHooks.push(f);
+}
+
+let selfCheck: (() => Promise<string | null>) | null = null;
+
+/**
+ * Sets the check that {@link initGpu} runs on every new device: it returns what
+ * came out wrong, or null. engine/self_check.ts installs it.
+ */
+export function setSelfCheck(f: () => Promise<string | null>): void {
+  selfCheck = f;
+}
+
+function skipSelfCheck(): boolean {
+  try {
+    return Deno.env.get("FROST_SKIP_SELF_CHECK") === "1";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The wgpu backend that Deno's WebGPU uses: `DENO_WEBGPU_BACKEND` when set
+ * (wgpu reads the same variable), else the platform's first choice: Metal on
+ * macOS, DX12 on Windows, and elsewhere Vulkan when a Vulkan driver is
+ * installed (wgpu prefers it), OpenGL otherwise. WebGPU itself does not say
+ * which backend serves an adapter, so without the variable this is a guess,
+ * marked "(auto)".
+ */
+export function guessBackend(): string {
+  let env: string | undefined;
+  try {
+    env = Deno.env.get("DENO_WEBGPU_BACKEND");
+  } catch { /* no env permission */ }
+  if (env) return env.toLowerCase();
+  if (Deno.build.os === "darwin") return "metal (auto)";
+  if (Deno.build.os === "windows") return "dx12 (auto)";
+  const icdDirs = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d"];
+  try {
+    for (const dir of icdDirs) {
+      // Never prompt for a permission only to name the backend.
+      if (Deno.permissions.querySync({ name: "read", path: dir }).state !== "granted") {
+        return "unknown";
+      }
+      try {
+        for (const e of Deno.readDirSync(dir)) if (e.name.endsWith(".json")) return "vulkan (auto)";
+      } catch (e) {
+        if (e instanceof Deno.errors.PermissionDenied) throw e;
+      }
+    }
+    return "gl (auto)";
+  } catch {
+    return "unknown";
+  }
 }
 
 /**
@@ -90,9 +178,13 @@ async function acquire(): Promise<Gpu> {
   const timestamps = adapter.features.has("timestamp-query");
   if (timestamps) features.push("timestamp-query");
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: features });
+  const description = adapter.info?.description || adapter.info?.vendor || "unknown adapter";
+  const backend = guessBackend();
   const gpu: Gpu = {
     device,
-    description: adapter.info?.description || adapter.info?.vendor || "unknown adapter",
+    description,
+    backend,
+    label: `${description}, wgpu ${backend} backend`,
     limits: device.limits,
     timestamps,
     lost: null,

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { gpu, GpuError, takeUncapturedErrors } from "./device.ts";
+import { gpu, GpuError, onNewDevice, takeUncapturedErrors } from "./device.ts";
 import { currentBatch, onBatchSubmitted, type Storage } from "./memory.ts";
 import { foldGrid, type KernelProgram } from "../kernels/program.ts";
 
@@ -42,6 +42,17 @@ function readEnv(name: string): string | undefined {
     return undefined;
   }
 }
+
+// A new device (after a loss) needs its own pipelines, arena and encoder.
+onNewDevice(() => {
+  pipelines.clear();
+  encoder = null;
+  pass = null;
+  arena = null;
+  arenaUsed = 0;
+  batchNames = [];
+  pendingErrors.length = 0;
+});
 
 /** Something that wants to hear about every dispatch (the profiler). */
 export interface DispatchObserver {
@@ -219,7 +230,14 @@ export function run(program: KernelProgram, d: Dispatch): void {
       continue;
     }
     const range = "offset" in r ? r : null;
-    const buffer = bufferOf(range ? range.storage : r as Storage | GPUBuffer);
+    const owner = range ? range.storage : r as Storage | GPUBuffer;
+    if ("device" in owner && owner.device !== device) {
+      throw new GpuError(
+        `kernel "${program.name}": binding ${i} is a tensor of a WebGPU device that was lost; ` +
+          "tensors do not survive their device: recreate them (e.g. load a checkpoint)",
+      );
+    }
+    const buffer = bufferOf(owner);
     const offset = range ? range.offset : 0;
     const size = range
       ? Math.max(4, Math.ceil(range.size / 4) * 4)

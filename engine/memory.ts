@@ -10,7 +10,7 @@
  * @module
  */
 
-import { gpu } from "./device.ts";
+import { gpu, onNewDevice } from "./device.ts";
 
 /** What a block of GPU memory holds, for {@link memoryStats}. */
 export type MemoryCategory =
@@ -108,6 +108,8 @@ const registry = new FinalizationRegistry<Storage>((s) => {
 export class Storage {
   /** The GPU buffer (its size is the pool's size class, at least `bytes`). */
   readonly buffer: GPUBuffer;
+  /** The device that made it: a storage does not outlive a lost device. */
+  readonly device: GPUDevice;
   /** Bytes requested. */
   readonly bytes: number;
   /** Bytes actually held (the size class). */
@@ -129,6 +131,7 @@ export class Storage {
     this.bytes = bytes;
     this.capacity = sizeClass(bytes);
     this.#category = category;
+    this.device = gpu().device;
     this.buffer = acquire(this.capacity, forWrite);
     liveBytes += this.capacity;
     liveBuffers++;
@@ -164,6 +167,7 @@ export class Storage {
     liveBytes -= this.capacity;
     liveBuffers--;
     byCategory[this.#category] -= this.capacity;
+    if (this.device !== currentDevice()) return; // its lost device took the memory with it
     let list = free.get(this.capacity);
     if (!list) free.set(this.capacity, list = []);
     list.push({ buffer: this.buffer, freedInBatch: batchId });
@@ -180,6 +184,23 @@ export class Storage {
     registry.unregister(token);
   }
 }
+
+/** The device now in use, or null when none is (lost and not yet replaced). */
+function currentDevice(): GPUDevice | null {
+  try {
+    return gpu().device;
+  } catch {
+    return null;
+  }
+}
+
+// The pool and pending destructions belong to a lost device: start afresh with the new one.
+onNewDevice(() => {
+  free.clear();
+  pooledBytes = 0;
+  doomed.length = 0;
+  for (const c of scratchCaches) c.release();
+});
 
 function acquire(capacity: number, forWrite: boolean): GPUBuffer {
   const list = free.get(capacity);

@@ -5,6 +5,8 @@
  */
 
 export { type Gpu, GpuError, initGpu } from "./device.ts";
+// Installs the check that initGpu() runs on every new device (see self_check.ts).
+import "./self_check.ts";
 export {
   emptyCache,
   type MemoryCategory,

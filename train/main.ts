@@ -292,7 +292,7 @@ async function main(argv: string[]): Promise<number> {
     if (!resume) console.log(`no complete checkpoint in ${runDir}: starting it from the beginning`);
   }
   await initGpu();
-  const device = gpu().description;
+  const device = gpu().label;
   console.log(`device: ${device}`);
   const data = await prepareData(args);
   const { train: trainLoader, test: testLoader } = data;

@@ -8,6 +8,7 @@ import { softmax, synchronize, Tensor, tensor } from "../../mod.ts";
 import { gpu } from "../../engine/device.ts";
 import { run } from "../../engine/dispatch.ts";
 import type { KernelProgram } from "../../kernels/program.ts";
+import { runSelfCheck } from "../../engine/self_check.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -45,6 +46,64 @@ Deno.test("a lost device fails the next read-back with an error instead of hangi
     try { await t.add(1).toArray(); console.log("no error"); } catch (e) { console.log(e.name + ": " + e.message); }
   `);
   assert.match(r.out, /GpuError: WebGPU device lost/);
+});
+
+Deno.test("after a lost device, initGpu() gives a working device and old tensors fail clearly", async () => {
+  const r = await child(`
+    const { conv2d, initGpu, matmul, randn, tensor } = await import("./mod.ts");
+    const { gpu } = await import("./engine/device.ts");
+    const old = tensor([1, 2, 3]);
+    await matmul(randn([64, 64]), randn([64, 64])).toArray(); // fill the caches
+    const first = gpu().device;
+    first.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    await initGpu();
+    console.log("new device:", gpu().device !== first);
+    const a = tensor(Float32Array.from({ length: 64 * 64 }, (_, i) => (i % 7) - 3), { shape: [64, 64] });
+    const y = await matmul(a, a).toArray();
+    let want = 0;
+    for (let k = 0; k < 64; k++) want += ((k % 7) - 3) * (((k * 64) % 7) - 3);
+    console.log("matmul ok:", y[0] === want);
+    const c = await conv2d(randn([2, 1, 5, 5]), randn([2, 1, 3, 3])).toArray();
+    console.log("conv ok:", c.length === 2 * 2 * 3 * 3 && c.every(Number.isFinite));
+    try { await old.add(1).toArray(); console.log("no error"); } catch (e) { console.log(e.name + ": " + e.message); }
+  `);
+  assert.match(r.out, /new device: true/, r.out);
+  assert.match(r.out, /matmul ok: true/, r.out);
+  assert.match(r.out, /conv ok: true/, r.out);
+  assert.match(
+    r.out,
+    /GpuError: kernel "[a-z_]+": binding 0 is a tensor of a WebGPU device that was lost/,
+  );
+});
+
+Deno.test("an adapter that computes wrong numbers is refused by the self-check, naming adapter and backend", async () => {
+  // Simulated by corrupting every read-back: the check must catch it before any op returns.
+  const corrupt = `
+    const orig = GPUBuffer.prototype.getMappedRange;
+    GPUBuffer.prototype.getMappedRange = function (...a) {
+      const r = orig.apply(this, a);
+      const f = new Float32Array(r);
+      for (let i = 0; i < f.length; i++) f[i] += 0.5;
+      return r;
+    };
+    const { tensor } = await import("./mod.ts");
+    try { console.log("result", Array.from(await tensor([1, 2]).add(1).toArray())); }
+    catch (e) { console.log(e.name + ": " + e.message); }
+  `;
+  const r = await child(corrupt);
+  assert.match(
+    r.out,
+    /GpuError: WebGPU self-check failed on .+, wgpu \S+( \(auto\))? backend: /,
+    r.out,
+  );
+  assert.match(r.out, /FROST_SKIP_SELF_CHECK=1/);
+  const skipped = await child(`Deno.env.set("FROST_SKIP_SELF_CHECK", "1");\n${corrupt}`);
+  assert.match(skipped.out, /result/, skipped.out);
+});
+
+Deno.test("runSelfCheck() passes on this adapter and names nothing wrong", async () => {
+  assert.equal(await runSelfCheck(), null);
 });
 
 Deno.test("a kernel that fails to compile is reported with its name, the line and its source", async () => {

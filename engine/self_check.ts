@@ -19,7 +19,7 @@
 
 import { setSelfCheck } from "./device.ts";
 import { noGrad } from "./autograd.ts";
-import { Tensor, tensor } from "./tensor.ts";
+import { type Tensor, tensor } from "./tensor.ts";
 import { matmul } from "./ops/matmul.ts";
 import { conv2d } from "./ops/conv.ts";
 import { relu } from "./ops/elementwise.ts";

@@ -153,8 +153,17 @@ async function readImageSplit(
  * ```ts
  * import { FASHION_MNIST_CLASSES, loadIdxImageDir } from "./fashion_mnist.ts";
  *
- * const ds = await loadIdxImageDir("/usr/share/datasets/fashion-mnist", FASHION_MNIST_CLASSES);
- * console.log(ds.train.n, ds.test.n); // 60000 10000
+ * // A directory in the official layout: 4 training and 2 test images of 28×28.
+ * const dir = await Deno.makeTempDir();
+ * const be32 = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+ * for (const [split, n] of [["train", 4], ["t10k", 2]] as const) {
+ *   const images = [0, 0, 8, 3, ...be32(n), ...be32(28), ...be32(28), ...new Array(n * 784).fill(9)];
+ *   const labels = [0, 0, 8, 1, ...be32(n), ...Array.from({ length: n }, (_, i) => i)];
+ *   await Deno.writeFile(`${dir}/${split}-images-idx3-ubyte`, new Uint8Array(images));
+ *   await Deno.writeFile(`${dir}/${split}-labels-idx1-ubyte`, new Uint8Array(labels));
+ * }
+ * const ds = await loadIdxImageDir(dir, FASHION_MNIST_CLASSES);
+ * console.log(ds.train.n, ds.test.n); // 4 2
  * ```
  */
 export async function loadIdxImageDir(

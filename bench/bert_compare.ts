@@ -11,7 +11,7 @@
  * far the engines' losses are from each other over every step they ran.
  *
  * ```sh
- * deno run -A bench/bert_compare.ts [--quick] [--engines ours,tfjs,jax] [--json runs/bert.json]
+ * deno task compare:bert [--quick] [--engines ours,tfjs,jax] [--json runs/bert.json]
  * ```
  *
  * @module

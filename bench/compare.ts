@@ -5,7 +5,7 @@
  * (batch 64, mean cross-entropy, SGD with momentum 0.9 and lr 0.1).
  *
  * ```sh
- * deno run -A bench/compare.ts [--quick] [--json runs/compare.json]
+ * deno task compare [--quick] [--json runs/compare.json]
  * ```
  *
  * Every engine gets the same operands ({@link matmulOperands}) and the same

@@ -19,7 +19,7 @@
  * element back, a step reads its loss back.
  *
  * ```sh
- * deno run -A bench/vision_compare.ts [--quick] [--only conv,cnn,resnet] [--json runs/vision.json]
+ * deno task compare:vision [--quick] [--only conv,cnn,resnet] [--json runs/vision.json]
  * ```
  *
  * @module

@@ -105,7 +105,9 @@ function worst(got: ArrayLike<number>, want: ArrayLike<number>): number {
  *
  * @example
  * ```ts
+ * import { initGpu } from "./device.ts";
  * import { runSelfCheck } from "./self_check.ts";
+ * await initGpu(); // runs the check once already
  * console.log(await runSelfCheck()); // null on a sound adapter
  * ```
  */

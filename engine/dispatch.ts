@@ -10,7 +10,7 @@
  * @module
  */
 
-import { gpu, GpuError, onNewDevice, takeUncapturedErrors } from "./device.ts";
+import { gpu, GpuError, onNewDevice, readEnv, takeUncapturedErrors } from "./device.ts";
 import { currentBatch, onBatchSubmitted, type Storage } from "./memory.ts";
 import { foldGrid, type KernelProgram } from "../kernels/program.ts";
 
@@ -34,14 +34,6 @@ let batchNames: string[] = [];
 const pendingErrors: string[] = [];
 const debugSync = readEnv("FROST_DEBUG_SYNC") === "1";
 const debugShaders = readEnv("FROST_DEBUG_SHADERS") === "1";
-
-function readEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
 
 // A new device (after a loss) needs its own pipelines, arena and encoder.
 onNewDevice(() => {

@@ -32,6 +32,26 @@ function operands(
   return [a, b];
 }
 
+/** Checks `[batchA]·[batchB]` products of `[M, K, N]` for each case and pair of transposes. */
+async function checkBatched(
+  r: Rng,
+  cases: [number[], number[], number[]][],
+  transposes: [boolean, boolean][],
+): Promise<void> {
+  for (const [ba, bb, mkn] of cases) {
+    for (const [transA, transB] of transposes) {
+      const [a, b] = operands(r, ba, bb, mkn, transA, transB);
+      await checkOp(
+        `[${ba}]x[${bb}] [${mkn}] tA=${transA} tB=${transB}`,
+        [a, b],
+        (x, y) => matmul(x, y, { transA, transB }),
+        matmulRef(a, b, { transA, transB }),
+        tol(mkn[1]),
+      );
+    }
+  }
+}
+
 Deno.test("matmul() matches the float64 reference on the texture path at odd sizes", async () => {
   const r = new Rng(11);
   // K and N not multiples of 4 (padded texels), M not a multiple of the 32-row tile.
@@ -58,18 +78,7 @@ Deno.test("matmul() copies 64-aligned operands into textures, batched and broadc
     [[], [3], [64, 64, 64]],
     [[3], [], [64, 64, 68]],
   ];
-  for (const [ba, bb, mkn] of cases) {
-    for (const [transA, transB] of TRANSPOSES) {
-      const [a, b] = operands(r, ba, bb, mkn, transA, transB);
-      await checkOp(
-        `[${ba}]x[${bb}] [${mkn}] tA=${transA} tB=${transB}`,
-        [a, b],
-        (x, y) => matmul(x, y, { transA, transB }),
-        matmulRef(a, b, { transA, transB }),
-        tol(mkn[1]),
-      );
-    }
-  }
+  await checkBatched(r, cases, TRANSPOSES);
 });
 
 Deno.test("matmul() fuses bias and relu/gelu on the texture path", async () => {
@@ -127,16 +136,5 @@ Deno.test("matmul() is right for texture layer counts that wgpu's GL backend gue
     [[6], [], [16, 64, 256]],
     [[], [6], [16, 64, 256]],
   ];
-  for (const [ba, bb, mkn] of cases) {
-    for (const [transA, transB] of [[false, false], [true, true]] as [boolean, boolean][]) {
-      const [a, b] = operands(r, ba, bb, mkn, transA, transB);
-      await checkOp(
-        `[${ba}]x[${bb}] [${mkn}] tA=${transA} tB=${transB}`,
-        [a, b],
-        (x, y) => matmul(x, y, { transA, transB }),
-        matmulRef(a, b, { transA, transB }),
-        tol(mkn[1]),
-      );
-    }
-  }
+  await checkBatched(r, cases, [[false, false], [true, true]]);
 });

@@ -198,6 +198,30 @@ function runBuffered(g: Geometry, o: Operands, act: MatmulAct): void {
   });
 }
 
+/** Rows and batch entries per texture-path chunk; 0: the device's texture limits. */
+const textureChunks = { rows: 0, layers: 0 };
+
+/**
+ * Sets how many rows of op(A) and how many batch entries one texture-path
+ * product takes at most (0: the device's texture limits), so that tests reach
+ * the chunked paths at small sizes whatever the adapter's limits. Returns the
+ * previous settings.
+ *
+ * @example
+ * ```ts
+ * import { setMatmulTextureChunks } from "./matmul.ts";
+ * const prev = setMatmulTextureChunks({ rows: 40, layers: 3 });
+ * setMatmulTextureChunks(prev);
+ * ```
+ */
+export function setMatmulTextureChunks(
+  o: { rows?: number; layers?: number },
+): { rows: number; layers: number } {
+  const prev = { ...textureChunks };
+  Object.assign(textureChunks, o);
+  return prev;
+}
+
 /**
  * Packs op(A) and op(B) into scratch textures (a plain copy when the stored
  * layout already is the packed one), then runs the texture kernel; in chunks
@@ -205,7 +229,9 @@ function runBuffered(g: Geometry, o: Operands, act: MatmulAct): void {
  */
 function runTextured(g: Geometry, o: Operands, act: MatmulAct): void {
   const { M, N, K, batch, sA, sB, transA, transB } = g;
-  const { maxTextureDimension2D: dim, maxTextureArrayLayers } = gpu().limits;
+  const limits = gpu().limits;
+  const dim = textureChunks.rows || limits.maxTextureDimension2D;
+  const maxTextureArrayLayers = textureChunks.layers || limits.maxTextureArrayLayers;
   const K4 = Math.ceil(K / 4);
   const N4 = Math.ceil(N / 4);
   const shared = sA === 0 && sB === 0;

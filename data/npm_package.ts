@@ -16,6 +16,7 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { readEnv } from "../engine/device.ts";
 
 /**
  * Whether `name@version` already looks cached (in a `node_modules` beside the
@@ -24,14 +25,14 @@ import { fileURLToPath } from "node:url";
  */
 function looksCached(name: string, version: string): boolean {
   const candidates = [join("node_modules", ".deno", `${name.replace("/", "+")}@${version}`)];
-  try {
-    const home = Deno.env.get("HOME");
-    const denoDir = Deno.env.get("DENO_DIR") ??
-      (home ? join(Deno.env.get("XDG_CACHE_HOME") ?? join(home, ".cache"), "deno") : undefined);
-    if (denoDir) candidates.push(join(denoDir, "npm", "registry.npmjs.org", name, version));
-  } catch { /* no env permission: announce */ }
+  const home = readEnv("HOME");
+  const denoDir = readEnv("DENO_DIR") ??
+    (home ? join(readEnv("XDG_CACHE_HOME") ?? join(home, ".cache"), "deno") : undefined);
+  if (denoDir) candidates.push(join(denoDir, "npm", "registry.npmjs.org", name, version));
   return candidates.some((p) => {
     try {
+      // Never prompt for a permission only to decide whether to print a line.
+      if (Deno.permissions.querySync({ name: "read", path: p }).state !== "granted") return false;
       return Deno.statSync(p).isDirectory;
     } catch {
       return false;

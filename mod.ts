@@ -30,3 +30,4 @@ await initGpu().catch(() => {
 
 export * from "./engine/mod.ts";
 export * as models from "./models/mod.ts";
+export * as smartfrz from "./smartfrz/mod.ts";

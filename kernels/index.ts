@@ -81,3 +81,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }`,
   };
 }
+
+/**
+ * `out[u.dst + j] = x[idx[j]]` for `j < n`: copies picked entries of a flat
+ * tensor into a range of an existing one (SmartFRZ's weight snapshots).
+ */
+export function gatherIntoProgram(): KernelProgram {
+  return {
+    name: "gather_into",
+    key: "gather_into",
+    inputs: 2,
+    outputs: 1,
+    uniforms: true,
+    wgsl: () =>
+      `struct U { n: u32, dst: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> idx: array<i32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = wid.x * 64u + lid;
+  if (t >= u.n) { return; }
+  out[u.dst + t] = x[idx[t]];
+}`,
+  };
+}

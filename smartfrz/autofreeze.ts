@@ -13,12 +13,12 @@
  * @module
  */
 
-import { add, keep, mul, noGrad, sqrt, sum, type Tensor, zeros } from "../mod.ts";
-import type { StepContext, TrainerHook } from "../train/trainer.ts";
-import { type FreezeUnit, FrozenPrefix } from "./units.ts";
+import { add, keep, mul, noGrad, sqrt, sum, type Tensor, zeros } from "../engine/mod.ts";
+import type { StepContext, TrainerHook } from "./hooks.ts";
+import { type FreezeOptions, type FreezeUnit, FrozenPrefix } from "./units.ts";
 
 /** Options of {@link AutoFreeze}. */
-export interface AutoFreezeOptions {
+export interface AutoFreezeOptions extends FreezeOptions {
   /** Steps between evaluations (default 100). */
   interval?: number;
   /** Percentile of the change rates under which a unit counts as converged (default 50). */
@@ -44,7 +44,7 @@ export class AutoFreeze extends FrozenPrefix implements TrainerHook {
    * @param o Interval and threshold.
    */
   constructor(units: FreezeUnit[], o: AutoFreezeOptions = {}) {
-    super(units);
+    super(units, o);
     this.#interval = o.interval ?? 100;
     this.#percentile = o.percentile ?? 50;
   }

@@ -8,11 +8,11 @@
  * @module
  */
 
-import type { StepContext, TrainerHook } from "../train/trainer.ts";
-import { type FreezeUnit, FrozenPrefix } from "./units.ts";
+import type { StepContext, TrainerHook } from "./hooks.ts";
+import { type FreezeOptions, type FreezeUnit, FrozenPrefix } from "./units.ts";
 
 /** Options of {@link LinearFreezing}. */
-export interface LinearFreezingOptions {
+export interface LinearFreezingOptions extends FreezeOptions {
   /** Total optimisation steps of the run. */
   totalSteps: number;
   /** Fraction of training before the first unit freezes (default 0.5). */
@@ -36,7 +36,7 @@ export class LinearFreezing extends FrozenPrefix implements TrainerHook {
    * @param o The schedule.
    */
   constructor(units: FreezeUnit[], o: LinearFreezingOptions) {
-    super(units);
+    super(units, o);
     const t0 = o.start ?? 0.5;
     const L = units.length;
     this.#at = units.map((_, i) => Math.round((t0 + (1 - t0) * i / L) * o.totalSteps));

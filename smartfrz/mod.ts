@@ -1,12 +1,36 @@
 /**
  * Layer freezing: the controllers that decide when a front block of a model
- * has converged and stop training it. The linear schedule and AutoFreeze are
- * the SmartFRZ paper's baselines; the attention-based SmartFRZ predictor
- * builds on the same units and hooks.
+ * has converged and stop training it. SmartFRZ (Li et al., ICLR 2023) reads
+ * each unit's weight history with an attention-based predictor; the linear
+ * schedule and AutoFreeze are its paper's baselines. All share the units of
+ * {@link unitsOf} and the hook interface of `hooks.ts`.
  *
  * @module
  */
 
 export { AutoFreeze, type AutoFreezeOptions } from "./autofreeze.ts";
 export { LinearFreezing, type LinearFreezingOptions } from "./linear.ts";
-export { type FreezeUnit, freezeUnit, FrozenPrefix } from "./units.ts";
+export type { EpochResult, StepContext, TrainerHook } from "./hooks.ts";
+export {
+  type FreezeOptions,
+  type FreezeUnit,
+  freezeUnit,
+  FrozenPrefix,
+  type Releases,
+  unitParameters,
+  unitsOf,
+} from "./units.ts";
+export {
+  tailorIndices,
+  WeightHistory,
+  type WeightHistoryOptions,
+  type WeightHistoryState,
+} from "./history.ts";
+export {
+  FreezePredictor,
+  loadPredictor,
+  normalizeWindows,
+  type PredictorCard,
+  type PredictorOptions,
+} from "./predictor.ts";
+export { type FreezeDecision, SmartFRZ, type SmartFRZOptions } from "./smartfrz.ts";

@@ -12,18 +12,18 @@
  */
 
 import { parseArgs } from "node:util";
-import { manualSeed, optim } from "../mod.ts";
+import { manualSeed, optim, type Tensor } from "../mod.ts";
 import { gpu, initGpu } from "../engine/device.ts";
 import { DATASETS, prepareData, TEXT_DATASETS } from "./datasets.ts";
-import { DivergedError, train } from "./trainer.ts";
+import { DivergedError, train, type TrainerHook } from "./trainer.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 import { buildModel, isTextModel, modelNames, modelRecipe } from "./models.ts";
 import { writeReport } from "./report.ts";
-import { AutoFreeze, LinearFreezing } from "../smartfrz/mod.ts";
+import { AutoFreeze, type FreezeUnit, LinearFreezing, SmartFRZ } from "../smartfrz/mod.ts";
 
 const OPTIMIZERS = ["sgd", "adamw"];
 const SCHEDULES = ["cosine", "step", "linear", "constant"];
-const FREEZE = ["none", "linear", "autofreeze"];
+const FREEZE = ["none", "linear", "autofreeze", "smartfrz"];
 
 const HELP = `Usage: deno task train [options]
 
@@ -173,12 +173,6 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
   const recipe = modelRecipe(model);
   const optimizer = oneOf("optimizer", s("optimizer"), recipe.optimizer ?? "sgd", OPTIMIZERS);
   const freeze = s("freeze") ?? "none";
-  if (freeze === "smartfrz") {
-    throw new UsageError(
-      "--freeze smartfrz: the SmartFRZ predictor is not built yet; " +
-        "--freeze linear and --freeze autofreeze (its baselines) are available",
-    );
-  }
   const args: TrainArgs = {
     model,
     dataset: oneOf("dataset", s("dataset"), "fashion-mnist", DATASETS),
@@ -228,7 +222,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
 }
 
 /** The learning rate per step; `a.warmup` is already resolved to steps (see warmupSteps). */
-function schedule(a: TrainArgs, total: number): (step: number) => number {
+export function schedule(a: TrainArgs, total: number): (step: number) => number {
   const after = a.schedule === "cosine"
     ? optim.cosineLR(a.lr, Math.max(1, total - a.warmup))
     : a.schedule === "linear"
@@ -237,6 +231,37 @@ function schedule(a: TrainArgs, total: number): (step: number) => number {
     ? optim.stepLR(a.lr, Math.max(1, Math.floor(total / 3)), 0.1)
     : () => a.lr;
   return a.warmup > 0 ? optim.linearWarmup(a.lr, a.warmup, after) : after;
+}
+
+/** The optimizer the arguments name. */
+export function makeOptimizer(a: TrainArgs, params: Tensor[]): optim.SGD | optim.AdamW {
+  return a.optimizer === "adamw"
+    ? new optim.AdamW(params, { lr: a.lr, weightDecay: a.weightDecay })
+    : new optim.SGD(params, { lr: a.lr, momentum: a.momentum, weightDecay: a.weightDecay });
+}
+
+/** The freezing controller `--freeze` names, as trainer hooks (none for `none`). */
+export async function makeFreezeHooks(
+  a: TrainArgs,
+  units: FreezeUnit[],
+  optimizer: optim.SGD | optim.AdamW,
+  stepsPerEpoch: number,
+): Promise<TrainerHook[]> {
+  if (a.freeze === "none") return [];
+  if (units.length === 0) {
+    throw new UsageError(`--freeze ${a.freeze}: --model ${a.model} has no freezing units`);
+  }
+  switch (a.freeze) {
+    case "linear":
+      return [new LinearFreezing(units, { totalSteps: a.epochs * stepsPerEpoch, optimizer })];
+    case "autofreeze":
+      return [
+        new AutoFreeze(units, { interval: Math.max(1, Math.floor(stepsPerEpoch / 4)), optimizer }),
+      ];
+    case "smartfrz":
+      return [await SmartFRZ.create(units, { stepsPerEpoch, optimizer, seed: a.seed })];
+  }
+  throw new UsageError(`--freeze: unknown method "${a.freeze}"`);
 }
 
 /** Warm-up steps: as given, or the model recipe's fraction of `total` (when `--warmup` is -1). */
@@ -314,13 +339,7 @@ async function main(argv: string[]): Promise<number> {
   args.warmup = warmupSteps(args, args.epochs * trainLoader.batchesPerEpoch);
   const params = built.model.numParameters();
   console.log(`model: ${built.description}, ${params} parameters`);
-  const optimizer = args.optimizer === "adamw"
-    ? new optim.AdamW(built.model.parameters(), { lr: args.lr, weightDecay: args.weightDecay })
-    : new optim.SGD(built.model.parameters(), {
-      lr: args.lr,
-      momentum: args.momentum,
-      weightDecay: args.weightDecay,
-    });
+  const optimizer = makeOptimizer(args, built.model.parameters());
   await Deno.mkdir(runDir, { recursive: true });
   if (!resume) {
     await Deno.writeTextFile(
@@ -340,6 +359,12 @@ async function main(argv: string[]): Promise<number> {
       ) + "\n",
     );
   }
+  const freezeHooks = await makeFreezeHooks(
+    args,
+    built.units,
+    optimizer,
+    trainLoader.batchesPerEpoch,
+  );
   console.log(`run directory: ${runDir}`);
   const t0 = performance.now();
   try {
@@ -352,19 +377,7 @@ async function main(argv: string[]): Promise<number> {
       forward: built.forward,
       epochs: args.epochs,
       lrAt: schedule(args, args.epochs * trainLoader.batchesPerEpoch),
-      hooks: args.freeze === "linear"
-        ? [
-          new LinearFreezing(built.units, {
-            totalSteps: args.epochs * trainLoader.batchesPerEpoch,
-          }),
-        ]
-        : args.freeze === "autofreeze"
-        ? [
-          new AutoFreeze(built.units, {
-            interval: Math.max(1, Math.floor(trainLoader.batchesPerEpoch / 4)),
-          }),
-        ]
-        : [],
+      hooks: freezeHooks,
       logEvery: args.logEvery,
       evalEvery: args.evalEvery,
       runDir,
@@ -375,7 +388,8 @@ async function main(argv: string[]): Promise<number> {
     const summary = {
       type: "summary",
       testAccuracy: last.testAccuracy,
-      seconds: (performance.now() - t0) / 1000,
+      // The whole run's wall time, time before an interruption included (not just this process).
+      seconds: last.elapsed ?? (performance.now() - t0) / 1000,
       epochs: results.length,
       stopped: "completed",
     };

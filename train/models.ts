@@ -6,7 +6,7 @@
  */
 
 import { models, nn, reshape, slice, type Tensor } from "../mod.ts";
-import type { FreezeUnit } from "../smartfrz/units.ts";
+import { type FreezeUnit, unitsOf } from "../smartfrz/units.ts";
 
 /** What a model constructor is told about the data. */
 export interface DataShape {
@@ -107,12 +107,48 @@ const BUILDERS: Record<string, Builder> = {
       model,
       sampleShape: [inputs],
       description: `mlp ${inputs}-${a.hidden}-${d.classes}`,
-      units: [{ name: "0", modules: [hidden] }],
+      units: unitsOf(model),
     };
   },
+  mlp3: (d, a) => {
+    // A deeper MLP (three hidden layers: a, a, a/2) for freezing experiments with several units.
+    const inputs = d.channels * d.height * d.width;
+    const h2 = Math.max(1, a.hidden >> 1);
+    const model = new nn.Sequential(
+      new nn.Linear(inputs, a.hidden),
+      new nn.ReLU(),
+      new nn.Linear(a.hidden, a.hidden),
+      new nn.ReLU(),
+      new nn.Linear(a.hidden, h2),
+      new nn.ReLU(),
+      new nn.Linear(h2, d.classes),
+    );
+    return {
+      model,
+      sampleShape: [inputs],
+      description: `mlp ${inputs}-${a.hidden}-${a.hidden}-${h2}-${d.classes}`,
+      units: unitsOf(model),
+    };
+  },
+  resnet10: (d, a) => resnet("resnet10", (o) => new models.ResNet("basic", [1, 1, 1, 1], o), d, a),
   resnet18: (d, a) => resnet("resnet18", models.resnet18, d, a),
   resnet34: (d, a) => resnet("resnet34", models.resnet34, d, a),
   resnet50: (d, a) => resnet("resnet50", models.resnet50, d, a),
+  "vgg-mini": (d) => {
+    // A VGG-style net of four convolutions (16-M-32-M-64-64-M, batch norm) for quick experiments.
+    const model = new models.VGG([16, "M", 32, "M", 64, 64, "M"], {
+      numClasses: d.classes,
+      inChannels: d.channels,
+      batchNorm: true,
+      compactClassifier: true,
+    });
+    return {
+      model,
+      sampleShape: [d.channels, d.height, d.width],
+      description: "vgg-mini (16-M-32-M-64-64-M, batch norm)",
+      units: unitsOf(model),
+    };
+  },
   vgg11: (d) => vgg("vgg11", false, d),
   vgg11_bn: (d) => vgg("vgg11_bn", true, d),
   "bert-tiny": (d) => bertClassifier("bert-tiny", d),
@@ -122,20 +158,11 @@ const BUILDERS: Record<string, Builder> = {
   "deit-small": (d, a) => deit("deit-small", d, a),
   mobilenetv2: (d) => {
     const model = models.mobilenetV2({ numClasses: d.classes, inChannels: d.channels });
-    const f = [...model.features];
-    // Stem, then the inverted-residual stages as torchvision groups them (t, c, n, s rows).
-    const bounds = [1, 2, 4, 7, 11, 14, 17, 18];
-    const units: FreezeUnit[] = [];
-    let at = 0;
-    for (const end of bounds) {
-      units.push({ name: `features.${at}-${end - 1}`, modules: f.slice(at, end) });
-      at = end;
-    }
     return {
       model,
       sampleShape: [d.channels, d.height, d.width],
       description: "mobilenet_v2",
-      units,
+      units: unitsOf(model),
     };
   },
 };
@@ -154,20 +181,13 @@ function resnet(
     cifarStem,
     baseChannels: a.width,
   });
-  const units: FreezeUnit[] = [
-    { name: "stem", modules: [model.conv1, model.bn1] },
-    { name: "layer1", modules: [model.layer1] },
-    { name: "layer2", modules: [model.layer2] },
-    { name: "layer3", modules: [model.layer3] },
-    { name: "layer4", modules: [model.layer4] },
-  ];
   return {
     model,
     sampleShape: [d.channels, d.height, d.width],
     description: `${name}${cifarStem ? " (CIFAR stem)" : ""}${
       a.width !== 64 ? `, width ${a.width}` : ""
     }`,
-    units,
+    units: unitsOf(model),
   };
 }
 
@@ -179,21 +199,11 @@ function vgg(name: string, batchNorm: boolean, d: DataShape): BuiltModel {
     inChannels: d.channels,
     compactClassifier,
   });
-  // One unit per convolution stage (each ends with a max-pool).
-  const units: FreezeUnit[] = [];
-  let stage: nn.Module[] = [];
-  for (const m of model.features) {
-    stage.push(m);
-    if (m instanceof nn.MaxPool2d) {
-      units.push({ name: `features.stage${units.length + 1}`, modules: stage });
-      stage = [];
-    }
-  }
   return {
     model,
     sampleShape: [d.channels, d.height, d.width],
     description: `${name}${compactClassifier ? " (compact classifier)" : ""}`,
-    units,
+    units: unitsOf(model),
   };
 }
 
@@ -225,17 +235,13 @@ function bertClassifier(name: keyof typeof models.BERT_CONFIGS, d: DataShape): B
     for (const t of [ids, types, mask]) t.dispose();
     return logits;
   };
-  const units: FreezeUnit[] = [
-    { name: "embeddings", modules: [model.bert.embeddings] },
-    ...[...model.bert.encoder.layer].map((l, i) => ({ name: `encoder.layer.${i}`, modules: [l] })),
-  ];
   return {
     model,
     forward,
     sampleShape: [3, T],
     description: `${name} (${config.num_hidden_layers} layers × ${config.hidden_size}, ` +
       `${config.num_attention_heads} heads, vocabulary ${config.vocab_size}, ${T} tokens)`,
-    units,
+    units: unitsOf(model),
   };
 }
 
@@ -258,18 +264,12 @@ function deit(name: "deit-tiny" | "deit-small", d: DataShape, a: ModelArgs): Bui
     inChans: d.channels,
     numClasses: d.classes,
   });
-  const units: FreezeUnit[] = [
-    // patch_embed with cls_token and pos_embed: freezing only patch_embed would leave pos_embed
-    // trainable, so every block would stay on the tape.
-    { name: "embeddings", modules: [model.tokenEmbedding()] },
-    ...[...model.blocks].map((b, i) => ({ name: `blocks.${i}`, modules: [b] })),
-  ];
   const tokens = (d.height / patchSize) ** 2 + 1;
   return {
     model,
     sampleShape: [d.channels, d.height, d.width],
     description: `${name.replace("-", "_")} (${d.height} px, patch ${patchSize}, ${tokens} tokens)`,
-    units,
+    units: unitsOf(model),
   };
 }
 

@@ -34,6 +34,9 @@ import type { LoaderState } from "../data/loader.ts";
 import type { OptimizerStateDict } from "../engine/optim/optimizer.ts";
 import { type Checkpoint, saveCheckpoint, type TrainState, truncateLog } from "./checkpoint.ts";
 import { ProgressBar } from "./progress.ts";
+import type { EpochResult, StepContext, TrainerHook } from "../smartfrz/hooks.ts";
+
+export type { EpochResult, StepContext, TrainerHook };
 
 /** The parts of a model the trainer uses. */
 export interface TrainableModel {
@@ -93,52 +96,6 @@ export interface BatchSource {
   state?(): LoaderState;
   /** Restores state(). */
   restore?(s: LoaderState): void;
-}
-
-/** Figures of one finished epoch. */
-export interface EpochResult {
-  /** 1-based epoch number. */
-  epoch: number;
-  /** Mean training loss over the epoch. */
-  trainLoss: number;
-  /** Accuracy on the held-out set, in [0, 1] (NaN when not evaluated this epoch). */
-  testAccuracy: number;
-  /** Wall time of the epoch's training steps, seconds. */
-  seconds: number;
-  /** Peak GPU bytes during the epoch. */
-  peakBytes: number;
-  /** Training samples per second. */
-  samplesPerSecond: number;
-  /** Layers frozen at the end of the epoch. */
-  frozenLayers: number;
-}
-
-/** Context handed to hooks. */
-export interface StepContext {
-  /** Global step (1-based, counting all epochs). */
-  step: number;
-  /** 1-based epoch. */
-  epoch: number;
-  /** Writes a record to the run's log (e.g. a freeze event). */
-  log(record: Record<string, unknown>): void;
-}
-
-/** Callbacks at step and epoch boundaries. */
-export interface TrainerHook {
-  /** After backward, before the optimizer uses the gradients (synchronous: record GPU work only). */
-  afterBackward?(ctx: { step: number; epoch: number }): void;
-  /** After each optimisation step. */
-  onStepEnd?(ctx: StepContext): void | Promise<void>;
-  /** After each epoch's evaluation. */
-  onEpochEnd?(result: EpochResult): void | Promise<void>;
-  /** Names of the modules this hook has frozen (saved in checkpoints, counted in logs). */
-  frozen?(): string[];
-  /** Restores frozen() from a checkpoint. */
-  restoreFrozen?(names: string[]): void;
-  /** Any other state the hook needs after a resume (JSON-serialisable). */
-  state?(): unknown;
-  /** Restores state(). */
-  restoreState?(s: unknown): void;
 }
 
 /** Trainer settings. */
@@ -219,6 +176,10 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
   // Running totals of the current epoch (restored on resume, so a resumed epoch's figures are whole).
   let epochAcc = { sum: 0, steps: 0, samples: 0, seconds: 0 };
   let window = { sum: 0, steps: 0 };
+  // Wall-clock seconds of the run before this process (restored on resume).
+  let wallBefore = 0;
+  const wallStart = performance.now();
+  const wall = () => wallBefore + (performance.now() - wallStart) / 1000;
   if (o.resume) {
     const s = o.resume.state;
     o.model.loadStateDict(o.resume.model);
@@ -236,6 +197,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
     const extra = s as TrainState & { epochAcc?: typeof epochAcc; window?: typeof window };
     epochAcc = { ...epochAcc, ...extra.epochAcc };
     window = extra.window ?? window;
+    wallBefore = (s as TrainState & { wall?: number }).wall ?? 0;
     print(`resumed from ${o.resume.dir} (step ${s.step}, epoch ${s.loader.epoch + 1})`);
   }
 
@@ -248,6 +210,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
       epochAcc: typeof epochAcc;
       window: typeof window;
       hooks: unknown[];
+      wall: number;
     } = {
       epoch: epochDone,
       step,
@@ -259,7 +222,8 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
       history,
       epochAcc,
       window,
-      hooks: hooks.map((h) => h.state?.() ?? null),
+      hooks: await Promise.all(hooks.map((h) => h.state?.() ?? null)),
+      wall: wall(),
     };
     try {
       await saveCheckpoint(o.runDir, o.model.stateDict(), sd, state);
@@ -314,7 +278,12 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
       inEpoch++;
       epochAcc.steps++;
       epochAcc.samples += batch.size;
-      const ctx: StepContext = { step, epoch, log: (r) => log.write(r) };
+      const ctx: StepContext = {
+        step,
+        epoch,
+        stepsPerEpoch: o.train.batchesPerEpoch,
+        log: (r) => log.write(r),
+      };
       if (step % logEvery === 0 || inEpoch === o.train.batchesPerEpoch) {
         await flushWindow();
         lastLoss = window.sum / Math.max(window.steps, 1);
@@ -373,6 +342,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
       peakBytes: memoryStats().peakBytes,
       samplesPerSecond: epochAcc.samples / seconds,
       frozenLayers: frozenNames().length,
+      elapsed: wall(),
     };
     history.push(r);
     epochAcc = { sum: 0, steps: 0, samples: 0, seconds: 0 };
@@ -384,7 +354,13 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
           (r.peakBytes / 2 ** 20).toFixed(1)
         } MiB, ${r.frozenLayers} layers frozen`,
     );
-    for (const h of hooks) await h.onEpochEnd?.(r);
+    const endCtx: StepContext = {
+      step,
+      epoch,
+      stepsPerEpoch: o.train.batchesPerEpoch,
+      log: (rec) => log.write(rec),
+    };
+    for (const h of hooks) await h.onEpochEnd?.(r, endCtx);
     await checkpoint(epoch);
   }
   log.close();

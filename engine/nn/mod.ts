@@ -18,6 +18,7 @@
 
 export {
   buffer,
+  type ForwardHook,
   isBuffer,
   isParameter,
   type LoadStateDictOptions,

@@ -35,6 +35,9 @@ import { copyBuffer } from "../dispatch.ts";
 import { noGrad } from "../autograd.ts";
 import { cast } from "../ops/elementwise.ts";
 
+/** A function called after a module's forward pass (see {@link Module.registerForwardHook}). */
+export type ForwardHook = (module: Module, inputs: unknown[], output: Tensor) => void;
+
 const parameters = new WeakSet<Tensor>();
 const buffers = new WeakMap<Tensor, { persistent: boolean }>();
 
@@ -347,9 +350,22 @@ export abstract class Module {
 
   // ------------------------------------------------------------ modes
 
-  /** Sets training mode on this module and every sub-module. Returns this. */
+  /**
+   * Keeps this module in evaluation mode whatever {@link Module.train} says
+   * (set on every module of a frozen unit by SmartFRZ's controllers): batch
+   * norm then normalises with its running statistics and stops updating
+   * them, dropout passes its input through, so the module's output is a fixed
+   * function of its input. Set it on each sub-module that must stay in eval
+   * mode (`for (const m of unit.modules()) m.alwaysEval = true`).
+   */
+  alwaysEval = false;
+
+  /**
+   * Sets training mode on this module and every sub-module (modules with
+   * {@link Module.alwaysEval} stay in evaluation mode). Returns this.
+   */
   train(mode = true): this {
-    for (const m of this.modules()) m.training = mode;
+    for (const m of this.modules()) m.training = mode && !m.alwaysEval;
     return this;
   }
 
@@ -376,6 +392,54 @@ export abstract class Module {
   /** Undoes {@link Module.freeze}. */
   unfreeze(): this {
     return this.requiresGrad(true);
+  }
+
+  // ------------------------------------------------------------ hooks
+
+  #hooks: ForwardHook[] = [];
+
+  /**
+   * Calls `hook(module, inputs, output)` after every later `forward` of this
+   * module (PyTorch's `register_forward_hook`), whoever calls it, without
+   * changing the model's code: SmartFRZ uses it to read a unit's output for
+   * CKA. The output belongs to the forward pass: a hook that needs it after
+   * the pass must take its own reference (`noGrad(() => keep(reshape(out, out.shape)))`
+   * shares the memory without copying). Returns a function that removes the hook.
+   *
+   * @example
+   * ```ts
+   * import { nn, noGrad, randn, type Tensor } from "../../mod.ts";
+   * const model = new nn.Sequential(new nn.Linear(4, 3), new nn.ReLU(), new nn.Linear(3, 2));
+   * const shapes: number[][] = [];
+   * const remove = model.at(1).registerForwardHook((_m, _inputs, out) => shapes.push([...out.shape]));
+   * noGrad(() => model.forward(randn([5, 4])));
+   * remove();
+   * noGrad(() => model.forward(randn([5, 4])));
+   * console.log(shapes); // [[5, 3]]
+   * ```
+   */
+  registerForwardHook(hook: ForwardHook): () => void {
+    if (this.#hooks.length === 0) {
+      const plain = Object.getPrototypeOf(this).forward as (...a: unknown[]) => Tensor;
+      const hooks = this.#hooks;
+      Object.defineProperty(this, "forward", {
+        configurable: true,
+        writable: true,
+        enumerable: false,
+        value: (...inputs: unknown[]) => {
+          const out = plain.apply(this, inputs);
+          for (const h of [...hooks]) h(this, inputs, out);
+          return out;
+        },
+      });
+    }
+    this.#hooks.push(hook);
+    return () => {
+      const i = this.#hooks.indexOf(hook);
+      if (i < 0) return;
+      this.#hooks.splice(i, 1);
+      if (this.#hooks.length === 0) delete (this as { forward?: unknown }).forward;
+    };
   }
 
   // ------------------------------------------------------------ state

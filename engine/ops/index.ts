@@ -7,7 +7,7 @@
 import { fmtShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
 import { run } from "../dispatch.ts";
-import { gatherProgram, scatterAddProgram } from "../../kernels/index.ts";
+import { gatherIntoProgram, gatherProgram, scatterAddProgram } from "../../kernels/index.ts";
 import { full, mul } from "./elementwise.ts";
 
 function axisOf(op: string, axis: number, x: Tensor): number {
@@ -157,3 +157,41 @@ export const scatterAddVjp: VjpRule<"scatterAdd"> = (node, g) => {
     : null;
   return [node.needs[0] ? g : null, gsrc];
 };
+
+/**
+ * Writes `x.flat[index[j]]` into `dst.flat[offset + j]` for every j, in place
+ * and off the tape (no gradient flows): a gather into a range of an existing
+ * f32 tensor, used to record weight snapshots without reading weights back.
+ * `index` is 1-D i32 with entries in `[0, x.size)`.
+ *
+ * @example
+ * ```ts
+ * import { tensor, zeros } from "../../mod.ts";
+ * import { gatherInto } from "./index.ts";
+ * const ring = zeros([2, 3]);
+ * gatherInto(ring, 3, tensor([10, 20, 30, 40]), tensor([3, 0, 0], { dtype: "i32" }));
+ * console.log(await ring.toArray()); // [0, 0, 0, 40, 10, 10]
+ * ```
+ */
+export function gatherInto(dst: Tensor, offset: number, x: Tensor, index: Tensor): void {
+  const n = index.size;
+  if (
+    dst.dtype !== "f32" || x.dtype !== "f32" || index.dtype !== "i32" || index.ndim !== 1 ||
+    !Number.isInteger(offset) || offset < 0 || offset + n > dst.size
+  ) {
+    throw new RangeError(
+      `gatherInto: dst ${fmtShape(dst.shape)} ${dst.dtype} at offset ${offset}, x ${
+        fmtShape(x.shape)
+      } ${x.dtype}, index ${fmtShape(index.shape)} ${index.dtype}: need f32 tensors, a 1-D i32 ` +
+        "index and offset + index length within dst",
+    );
+  }
+  if (n === 0) return;
+  run(gatherIntoProgram(), {
+    inputs: [x.storage, index.storage],
+    outputs: [dst.storage],
+    uniforms: new Uint32Array([n, offset, 0, 0]),
+    workgroups: Math.ceil(n / 64),
+    bytes: 12 * n,
+  });
+}

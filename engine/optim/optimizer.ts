@@ -246,6 +246,41 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
     }
   }
 
+  /**
+   * Stops updating `params` and frees what the optimizer holds for them: their
+   * gradients are disposed (and set to null) and their state (momentum,
+   * Adam's moments) is released, so a frozen layer costs no memory here. They
+   * keep their place (indices in {@link Optimizer.stateDict} do not shift);
+   * `step()` skips them while `requiresGrad` is false, and state starts afresh
+   * if they are ever trained again. Parameters this optimizer does not hold
+   * are ignored.
+   *
+   * @example
+   * ```ts
+   * import { nn, optim, randn } from "../../mod.ts";
+   * const fc = new nn.Linear(4, 2);
+   * const opt = new optim.SGD(fc.parameters(), { lr: 0.1, momentum: 0.9 });
+   * fc.forward(randn([3, 4])).sum().backward();
+   * opt.step();
+   * fc.freeze();
+   * opt.release(fc.parameters());
+   * console.log(opt.stateBytes, fc.weight.grad); // 0 null
+   * ```
+   */
+  release(params: Iterable<Tensor>): void {
+    const set = new Set(params);
+    for (let i = 0; i < this.#params.length; i++) {
+      const p = this.#params[i];
+      if (!set.has(p)) continue;
+      p.grad?.dispose();
+      p.grad = null;
+      const s = this.#state.get(i);
+      if (!s) continue;
+      for (const t of s.buffers.values()) t.dispose();
+      this.#state.delete(i);
+    }
+  }
+
   /** The state of parameter `index`, if it has any (for tests and inspection). */
   stateOf(index: number): Readonly<ParamState> | undefined {
     return this.#state.get(index);

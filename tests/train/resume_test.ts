@@ -53,6 +53,19 @@ Deno.test("a run killed mid-epoch or mid-checkpoint resumes with exactly the uni
       /warning: --resume continues .* ignoring --lr \(only --epochs may change\)/,
     );
     assert.deepEqual(await stepLosses(a), expected);
+    // The summary counts the time before the interruption too: at least the epochs' own times.
+    const records = (await Deno.readTextFile(`${a}/log.jsonl`)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    const epochSeconds = records.filter((r) => r.type === "epoch").reduce(
+      (t, r) => t + r.seconds,
+      0,
+    );
+    const summary = records.find((r) => r.type === "summary");
+    assert.ok(
+      summary.seconds >= epochSeconds,
+      `summary ${summary.seconds} s < the epochs' ${epochSeconds} s`,
+    );
 
     // 2. Killed while a checkpoint is being written (the write is held open half-way).
     const b = `${dir}/b`;

@@ -1,0 +1,271 @@
+/**
+ * `deno task frz:fit`: trains the SmartFRZ predictor with this engine on the
+ * runs `deno task frz:labels` recorded, and reports precision and recall of
+ * "freeze" on runs held out by seed (the last seed of every workload) and by
+ * architecture (each workload left out in turn). The final predictor is fit
+ * on every run and written with its card to `smartfrz/predictor.safetensors`
+ * (`--save PATH` elsewhere).
+ *
+ * A sample is one unit's window of the last 30 snapshots at a snapshot
+ * index n ≥ 30 of a run, labelled by the label rule at the last CKA probe at
+ * or before n. Training draws balanced batches (as many "freeze" as "keep")
+ * and augments each window with a random permutation of its 1,024 positions
+ * (they are random picks, so their order carries nothing) and a random sign.
+ * Held-out figures count only the probe points themselves.
+ *
+ * ```
+ * deno task frz:fit [--labels runs/frz-labels] [--steps 600] [--save PATH] [--no-holdout]
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { crossEntropy, keep, manualSeed, noGrad, optim, scope, tensor } from "../mod.ts";
+import { gpu, initGpu } from "../engine/device.ts";
+import { readSafetensorsFile } from "../engine/safetensors.ts";
+import { saveSafetensors } from "../engine/checkpoint.ts";
+import { convergenceLabels, DEFAULT_RULE, type LabelRule } from "../smartfrz/labels.ts";
+import { FreezePredictor } from "../smartfrz/predictor.ts";
+import { Rng } from "../data/rng.ts";
+
+const WINDOW = 30;
+
+/** One unit of one recorded run. */
+interface Series {
+  workload: string;
+  seed: number;
+  unit: string;
+  /** `[count, size]` snapshots. */
+  snapshots: Float32Array;
+  count: number;
+  size: number;
+  /** Snapshot count at each probe and the label there. */
+  probeAt: number[];
+  labels: boolean[];
+}
+
+/** A window: series, end (exclusive snapshot index), label, whether it is a probe point. */
+interface Sample {
+  s: Series;
+  end: number;
+  label: boolean;
+  probe: boolean;
+}
+
+/** Loads every recorded run under `dir` with labels from `rule`. */
+export async function loadSeries(dir: string, rule: LabelRule): Promise<Series[]> {
+  const index = JSON.parse(await Deno.readTextFile(`${dir}/dataset.json`)) as {
+    runs: { workload: string; seed: number; file: string }[];
+  };
+  const out: Series[] = [];
+  for (const r of index.runs) {
+    const f = await readSafetensorsFile(`${dir}/${r.file}`);
+    const units = JSON.parse(f.metadata.units) as string[];
+    const probeAt = Array.from(f.tensors["probe_at"].data);
+    for (const u of units) {
+      const snaps = f.tensors[`${u}.snapshots`];
+      const cka = Array.from(f.tensors[`${u}.cka`].data);
+      out.push({
+        workload: r.workload,
+        seed: r.seed,
+        unit: u,
+        snapshots: snaps.data as Float32Array,
+        count: snaps.shape[0],
+        size: snaps.shape[1],
+        probeAt,
+        labels: convergenceLabels(cka, rule),
+      });
+    }
+  }
+  return out;
+}
+
+/** Every window of the series (label: the last probe at or before its end). */
+function samples(series: Series[]): Sample[] {
+  const out: Sample[] = [];
+  for (const s of series) {
+    let p = -1;
+    for (let end = WINDOW; end <= s.count; end++) {
+      while (p + 1 < s.probeAt.length && s.probeAt[p + 1] <= end) p++;
+      if (p < 0) continue;
+      out.push({ s, end, label: s.labels[p], probe: s.probeAt[p] === end });
+    }
+  }
+  return out;
+}
+
+/** Packs windows into one `[B, WINDOW, size]` array, optionally augmented. */
+function pack(batch: Sample[], rng: Rng | null): Float32Array {
+  const size = batch[0].s.size;
+  const out = new Float32Array(batch.length * WINDOW * size);
+  batch.forEach((b, i) => {
+    const perm = rng ? rng.permutation(size) : null;
+    const sign = rng && rng.next() < 0.5 ? -1 : 1;
+    for (let t = 0; t < WINDOW; t++) {
+      const src = (b.end - WINDOW + t) * size;
+      const dst = (i * WINDOW + t) * size;
+      for (let j = 0; j < size; j++) {
+        out[dst + j] = sign * b.s.snapshots[src + (perm ? perm[j] : j)];
+      }
+    }
+  });
+  return out;
+}
+
+/** Trains a predictor on `train` for `steps` balanced batches. */
+async function fit(train: Sample[], steps: number, seed: number, log: (l: string) => void) {
+  manualSeed(seed);
+  const rng = new Rng(seed);
+  const size = train[0].s.size;
+  const net = new FreezePredictor({ size });
+  const opt = new optim.AdamW(net.parameters(), { lr: 1e-3, weightDecay: 0.01 });
+  const pos = train.filter((s) => s.label), neg = train.filter((s) => !s.label);
+  if (pos.length === 0 || neg.length === 0) {
+    throw new Error(
+      `frz:fit: the training windows hold ${pos.length} "freeze" and ${neg.length} "keep" labels; both are needed`,
+    );
+  }
+  const B = 32;
+  const lrAt = optim.cosineLR(1e-3, steps);
+  let lossSum = keep(tensor([0]).sum());
+  const t0 = performance.now();
+  for (let step = 0; step < steps; step++) {
+    opt.lr = lrAt(step);
+    const batch: Sample[] = [];
+    const labels = new Int32Array(B);
+    for (let i = 0; i < B; i++) {
+      const yes = i % 2 === 0;
+      const from = yes ? pos : neg;
+      batch.push(from[Math.floor(rng.next() * from.length)]);
+      labels[i] = yes ? 1 : 0;
+    }
+    const x = pack(batch, rng);
+    const l = scope(() => {
+      const logits = net.forward(tensor(x, { shape: [B, WINDOW, size] }));
+      const loss = crossEntropy(logits, tensor(labels, { dtype: "i32" }));
+      loss.backward();
+      opt.step();
+      opt.zeroGrad();
+      return keep(noGrad(() => lossSum.add(loss.detach())));
+    });
+    lossSum.dispose();
+    lossSum = l;
+    if ((step + 1) % 100 === 0 || step + 1 === steps) {
+      const mean = (await lossSum.item()) / 100;
+      lossSum.dispose();
+      lossSum = keep(tensor([0]).sum());
+      log(
+        `  step ${step + 1}/${steps}: loss ${mean.toFixed(4)} (${
+          ((performance.now() - t0) / 1000).toFixed(0)
+        } s)`,
+      );
+    }
+  }
+  lossSum.dispose();
+  net.eval();
+  return net;
+}
+
+/** Precision, recall and counts of "freeze" at the probe points of `test`. */
+async function score(net: FreezePredictor, test: Sample[]) {
+  const probes = test.filter((s) => s.probe);
+  let tp = 0, fp = 0, fn = 0, tn = 0;
+  for (let i = 0; i < probes.length; i += 64) {
+    const batch = probes.slice(i, i + 64);
+    const x = tensor(pack(batch, null), { shape: [batch.length, WINDOW, batch[0].s.size] });
+    const p = await net.freezeProbability(x);
+    x.dispose();
+    batch.forEach((b, k) => {
+      const yes = p[k] > 0.5;
+      if (yes && b.label) tp++;
+      else if (yes) fp++;
+      else if (b.label) fn++;
+      else tn++;
+    });
+  }
+  return {
+    precision: tp / Math.max(tp + fp, 1),
+    recall: tp / Math.max(tp + fn, 1),
+    tp,
+    fp,
+    fn,
+    tn,
+  };
+}
+
+function fmt(r: Awaited<ReturnType<typeof score>>): string {
+  return `precision ${(100 * r.precision).toFixed(1)}%, recall ${(100 * r.recall).toFixed(1)}% ` +
+    `(tp ${r.tp}, fp ${r.fp}, fn ${r.fn}, tn ${r.tn})`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      labels: { type: "string", default: "runs/frz-labels" },
+      steps: { type: "string", default: "600" },
+      save: { type: "string" },
+      "no-holdout": { type: "boolean", default: false },
+      seed: { type: "string", default: "0" },
+    },
+  });
+  await initGpu();
+  console.log(`device: ${gpu().label}`);
+  const steps = Number(values.steps);
+  const seed = Number(values.seed);
+  const series = await loadSeries(values.labels!, DEFAULT_RULE);
+  const all = samples(series);
+  const workloads = [...new Set(series.map((s) => s.workload))];
+  console.log(
+    `${series.length} unit series from ${workloads.length} workloads; ${all.length} windows, ` +
+      `${all.filter((s) => s.label).length} labelled "freeze"; rule ${
+        JSON.stringify(DEFAULT_RULE)
+      }`,
+  );
+  const report: Record<string, string> = {};
+  if (!values["no-holdout"]) {
+    // Held out by seed: the last seed of every workload.
+    const lastSeed = new Map<string, number>();
+    for (const s of series) {
+      lastSeed.set(s.workload, Math.max(lastSeed.get(s.workload) ?? 0, s.seed));
+    }
+    const heldSeed = (s: Sample) => s.s.seed === lastSeed.get(s.s.workload);
+    console.log("held out by seed:");
+    const a = await fit(all.filter((s) => !heldSeed(s)), steps, seed, console.log);
+    const r = await score(a, all.filter(heldSeed));
+    a.dispose();
+    console.log(`  ${fmt(r)}`);
+    report.heldOutBySeed = fmt(r);
+    // Held out by architecture: each workload in turn.
+    for (const w of workloads) {
+      console.log(`held out: ${w}`);
+      const b = await fit(all.filter((s) => s.s.workload !== w), steps, seed, console.log);
+      const rb = await score(b, all.filter((s) => s.s.workload === w));
+      b.dispose();
+      console.log(`  ${fmt(rb)}`);
+      report[`heldOut:${w}`] = fmt(rb);
+    }
+  }
+  console.log("final predictor (every run):");
+  const net = await fit(all, steps, seed, console.log);
+  const save = values.save ??
+    new URL("../smartfrz/predictor.safetensors", import.meta.url).pathname;
+  await saveSafetensors(save, net.stateDict(), {
+    format: "frost FreezePredictor",
+    data: `deno task frz:labels: ${workloads.join(", ")}`,
+    runs: series.filter((s, i, a) =>
+      a.findIndex((t) => t.workload === s.workload && t.seed === s.seed) === i
+    )
+      .map((s) => `${s.workload}/s${s.seed}`).join(", "),
+    rule: JSON.stringify(DEFAULT_RULE),
+    steps: String(steps),
+    device: gpu().label,
+    date: new Date().toISOString().slice(0, 10),
+    ...report,
+  });
+  console.log(`saved ${save}`);
+  return 0;
+}
+
+if (import.meta.main) Deno.exitCode = await main(Deno.args);

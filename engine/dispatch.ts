@@ -63,6 +63,24 @@ export interface DispatchObserver {
 }
 
 let observer: DispatchObserver | null = null;
+let flopTotal = 0;
+
+/**
+ * Floating-point operations of every kernel dispatched so far in this
+ * process, as the ops declare them (a multiply-add counts 2). Freezing
+ * reports and `frz:compare` read differences of it.
+ *
+ * @example
+ * ```ts
+ * import { flopCount, matmul, randn } from "../mod.ts";
+ * const before = flopCount();
+ * matmul(randn([8, 16]), randn([16, 4])).dispose();
+ * console.log(flopCount() - before); // 1024
+ * ```
+ */
+export function flopCount(): number {
+  return flopTotal;
+}
 
 /** Installs (or with `null`, removes) the dispatch observer. */
 export function setDispatchObserver(o: DispatchObserver | null): void {
@@ -268,6 +286,7 @@ export function run(program: KernelProgram, d: Dispatch): void {
   const bindGroup = device.createBindGroup({ layout, entries });
   const grid = typeof d.workgroups === "number" ? foldGrid(d.workgroups) : d.workgroups;
   const enc = ensureEncoder();
+  flopTotal += d.flops ?? 0;
   const stamps = observer?.onDispatch(program.name, d.flops ?? 0, d.bytes ?? 0);
   if (stamps && pass) {
     pass.end();

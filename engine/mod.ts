@@ -15,7 +15,7 @@ export {
   resetPeakMemory,
   Storage,
 } from "./memory.ts";
-export { flushErrors as synchronize, sync } from "./dispatch.ts";
+export { flopCount, flushErrors as synchronize, sync } from "./dispatch.ts";
 export {
   type DType,
   keep,

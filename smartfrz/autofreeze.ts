@@ -1,14 +1,17 @@
 /**
  * AutoFreeze (Liu et al., 2021, "AutoFreeze: Automatically Freezing Model
- * Blocks to Accelerate Fine-tuning"), a baseline of the SmartFRZ paper: every
- * `interval` steps, the gradient norm of each active unit is compared with its
- * value at the previous evaluation; a unit whose relative change
- * |‖g‖ₜ − ‖g‖ₜ₋₁| / ‖g‖ₜ₋₁ falls below the `percentile`-th percentile of the
- * active units' changes is considered converged, and the leading run of
- * converged units is frozen (front to back, never skipping a unit).
+ * Blocks to Accelerate Fine-tuning"), a baseline of the SmartFRZ paper: each
+ * active unit's gradients are accumulated over an interval of `interval`
+ * steps (a single mini-batch's gradient is too noisy); at the interval's end
+ * the norm of the accumulated gradient is compared with the previous
+ * interval's; a unit whose relative change |‖g‖ₜ − ‖g‖ₜ₋₁| / ‖g‖ₜ₋₁ falls
+ * below the `percentile`-th percentile of the active units' changes (the
+ * median by default, the paper's choice) is considered converged, and the
+ * leading run of converged units is frozen (front to back, never skipping a
+ * unit; the last unit stays trainable).
  *
- * The norms are computed on the GPU right after backward and read back only
- * at the evaluation steps.
+ * The accumulation is one GPU add per parameter per step; the norms are read
+ * back only at the interval's end.
  *
  * @module
  */
@@ -49,28 +52,51 @@ export class AutoFreeze extends FrozenPrefix implements TrainerHook {
     this.#percentile = o.percentile ?? 50;
   }
 
-  /** Norms of the active units' gradients, as one GPU vector (or null when not an evaluation step). */
+  /** Per active unit, the gradients summed since the interval began (one tensor per parameter). */
+  #acc: (Tensor | null)[][] = [];
+  /** Norms of the accumulated gradients at an interval's end, waiting to be read. */
   #norms: Tensor[] | null = null;
 
-  /** Called by the trainer after backward, before the optimizer consumes the gradients. */
+  /** Called by the trainer after backward: adds the gradients to the interval's sums. */
   afterBackward(ctx: { step: number }): void {
-    if (ctx.step % this.#interval !== 0) return;
-    this.#norms = noGrad(() =>
-      this.units.slice(this.count).map((u) => {
+    noGrad(() => {
+      for (let u = this.count; u < this.units.length; u++) {
+        const params = this.units[u].modules.flatMap((m) => m.parameters());
+        const acc = this.#acc[u] ??= params.map(() => null);
+        params.forEach((p, i) => {
+          if (!p.grad) return;
+          const prev = acc[i];
+          acc[i] = keep(prev ? add(prev, p.grad) : mul(p.grad, 1));
+          prev?.dispose();
+        });
+      }
+      if (ctx.step % this.#interval !== 0) return;
+      this.#norms = this.units.slice(this.count).map((_, k) => {
+        const acc = this.#acc[this.count + k] ?? [];
         let s = zeros([]);
-        for (const m of u.modules) {
-          for (const p of m.parameters()) {
-            if (!p.grad) continue;
-            const next = add(s, sum(mul(p.grad, p.grad)));
-            s.dispose();
-            s = next;
-          }
+        for (const g of acc) {
+          if (!g) continue;
+          const next = add(s, sum(mul(g, g)));
+          s.dispose();
+          s = next;
         }
         const n = keep(sqrt(s));
         s.dispose();
         return n;
-      })
-    );
+      });
+      this.#clearSums();
+    });
+  }
+
+  #clearSums(): void {
+    for (const acc of this.#acc) for (const t of acc ?? []) t?.dispose();
+    this.#acc = [];
+  }
+
+  /** A frozen unit's sums are dropped. */
+  protected override onFreeze(i: number): void {
+    for (const t of this.#acc[i] ?? []) t?.dispose();
+    this.#acc[i] = [];
   }
 
   /** Reads the norms at evaluation steps and freezes the converged prefix. */

@@ -24,6 +24,12 @@ export interface EpochResult {
   samplesPerSecond: number;
   /** Layers frozen at the end of the epoch. */
   frozenLayers: number;
+  /** Layers frozen when the epoch began. */
+  frozenAtStart?: number;
+  /** Optimisation steps in the epoch. */
+  steps?: number;
+  /** Floating-point operations of the epoch's training steps, counted from the kernels dispatched. */
+  flops?: number;
   /**
    * Wall-clock seconds of the whole run up to the end of this epoch's
    * evaluation, across resumes (time before an interruption included).

@@ -34,3 +34,13 @@ export {
   type PredictorOptions,
 } from "./predictor.ts";
 export { type FreezeDecision, SmartFRZ, type SmartFRZOptions } from "./smartfrz.ts";
+export { type FreezeSavings, freezeSavings } from "./savings.ts";
+export {
+  captureUnitOutputs,
+  convergenceLabels,
+  DEFAULT_RULE,
+  LabelRecorder,
+  type LabelRecorderOptions,
+  type LabelRule,
+  type UnitRecord,
+} from "./labels.ts";

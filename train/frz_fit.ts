@@ -55,9 +55,20 @@ interface Sample {
 
 /** Loads every recorded run under `dir` with labels from `rule`. */
 export async function loadSeries(dir: string, rule: LabelRule): Promise<Series[]> {
-  const index = JSON.parse(await Deno.readTextFile(`${dir}/dataset.json`)) as {
-    runs: { workload: string; seed: number; file: string }[];
-  };
+  // Every finished run: DIR/<workload>/s<seed>.safetensors (the runs in dataset.json, and any
+  // finished since, so a fit can start while frz:labels is still recording).
+  const index: { runs: { workload: string; seed: number; file: string }[] } = { runs: [] };
+  for (
+    const w of [...Deno.readDirSync(dir)].filter((e) => e.isDirectory).map((e) => e.name).sort()
+  ) {
+    for (const e of [...Deno.readDirSync(`${dir}/${w}`)].map((e) => e.name).sort()) {
+      const m = /^s(\d+)\.safetensors$/.exec(e);
+      if (m) index.runs.push({ workload: w, seed: Number(m[1]), file: `${w}/${e}` });
+    }
+  }
+  if (index.runs.length === 0) {
+    throw new Error(`frz:fit: no recorded runs under ${dir} (run deno task frz:labels first)`);
+  }
   const out: Series[] = [];
   for (const r of index.runs) {
     const f = await readSafetensorsFile(`${dir}/${r.file}`);

@@ -15,11 +15,17 @@ import { parseArgs } from "node:util";
 import { manualSeed, optim, type Tensor } from "../mod.ts";
 import { gpu, initGpu } from "../engine/device.ts";
 import { DATASETS, prepareData, TEXT_DATASETS } from "./datasets.ts";
-import { DivergedError, train, type TrainerHook } from "./trainer.ts";
+import { DivergedError, type EpochResult, train, type TrainerHook } from "./trainer.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 import { buildModel, isTextModel, modelNames, modelRecipe } from "./models.ts";
 import { writeReport } from "./report.ts";
-import { AutoFreeze, type FreezeUnit, LinearFreezing, SmartFRZ } from "../smartfrz/mod.ts";
+import {
+  AutoFreeze,
+  freezeSavings,
+  type FreezeUnit,
+  LinearFreezing,
+  SmartFRZ,
+} from "../smartfrz/mod.ts";
 
 const OPTIMIZERS = ["sgd", "adamw"];
 const SCHEDULES = ["cosine", "step", "linear", "constant"];
@@ -264,6 +270,29 @@ export async function makeFreezeHooks(
   throw new UsageError(`--freeze: unknown method "${a.freeze}"`);
 }
 
+/** Prints which units froze when (from the run's log) and what freezing saved. */
+async function printFreezing(runDir: string, results: EpochResult[]): Promise<void> {
+  const events = (await Deno.readTextFile(`${runDir}/log.jsonl`)).split("\n")
+    .filter((l) => l.includes('"type":"freeze"'))
+    .map((l) => JSON.parse(l) as { layer: string; epoch: number; step: number });
+  console.log(
+    `frozen: ${
+      events.length
+        ? events.map((e) => `${e.layer} (epoch ${e.epoch}, step ${e.step})`).join(", ")
+        : "nothing"
+    }`,
+  );
+  const s = freezeSavings(results);
+  if (s && events.length) {
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    console.log(
+      `freezing saved ${pct(s.time)} of training time, ${pct(s.flops)} of FLOPs and ` +
+        `${pct(s.peakBytes)} of peak GPU memory (against this run's ${s.baselineEpochs} ` +
+        "unfrozen epoch(s) as the baseline, evaluation excluded)",
+    );
+  }
+}
+
 /** Warm-up steps: as given, or the model recipe's fraction of `total` (when `--warmup` is -1). */
 export function warmupSteps(a: TrainArgs, total: number): number {
   if (a.warmup >= 0) return a.warmup;
@@ -396,6 +425,7 @@ async function main(argv: string[]): Promise<number> {
     await Deno.writeTextFile(`${runDir}/log.jsonl`, JSON.stringify(summary) + "\n", {
       append: true,
     });
+    if (args.freeze !== "none") await printFreezing(runDir, results);
     console.log(`report: ${await writeReport(runDir)}`);
     console.log(`test accuracy: ${(100 * last.testAccuracy).toFixed(2)}%`);
     return 0;

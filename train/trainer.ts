@@ -17,6 +17,7 @@ import {
   concat,
   crossEntropy,
   eq,
+  flopCount,
   getRngState,
   keep,
   max,
@@ -174,7 +175,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
   let step = 0;
   let history: EpochResult[] = [];
   // Running totals of the current epoch (restored on resume, so a resumed epoch's figures are whole).
-  let epochAcc = { sum: 0, steps: 0, samples: 0, seconds: 0 };
+  let epochAcc = { sum: 0, steps: 0, samples: 0, seconds: 0, flops: 0, frozenAtStart: -1 };
   let window = { sum: 0, steps: 0 };
   // Wall-clock seconds of the run before this process (restored on resume).
   let wallBefore = 0;
@@ -245,6 +246,8 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
     let inWindow = 0;
     let inEpoch = Math.round(epochAcc.steps);
     let t0 = performance.now();
+    let f0 = flopCount();
+    if (epochAcc.frozenAtStart < 0) epochAcc.frozenAtStart = frozenNames().length;
     let lastLoss: number | undefined;
     const flushWindow = async () => {
       if (inWindow === 0) return;
@@ -321,7 +324,9 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
         const now = performance.now();
         epochAcc.seconds += (now - t0) / 1000;
         t0 = now;
+        epochAcc.flops += flopCount() - f0;
         await checkpoint(epoch - 1);
+        f0 = flopCount();
       }
     }
     await flushWindow();
@@ -329,6 +334,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
     windowSum.dispose();
     bar?.done();
     const seconds = epochAcc.seconds + (performance.now() - t0) / 1000;
+    const flops = epochAcc.flops + flopCount() - f0;
     const trainLoss = epochAcc.sum / Math.max(epochAcc.steps, 1);
     const evaluate_ = epoch % evalEvery === 0 || epoch === o.epochs;
     const testAccuracy = evaluate_
@@ -342,10 +348,13 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
       peakBytes: memoryStats().peakBytes,
       samplesPerSecond: epochAcc.samples / seconds,
       frozenLayers: frozenNames().length,
+      frozenAtStart: epochAcc.frozenAtStart,
+      steps: epochAcc.steps,
+      flops,
       elapsed: wall(),
     };
     history.push(r);
-    epochAcc = { sum: 0, steps: 0, samples: 0, seconds: 0 };
+    epochAcc = { sum: 0, steps: 0, samples: 0, seconds: 0, flops: 0, frozenAtStart: -1 };
     log.write({ type: "epoch", ...r, testAccuracy: evaluate_ ? testAccuracy : null });
     print(
       `epoch ${epoch}: train loss ${trainLoss.toFixed(4)}, ` +

@@ -51,6 +51,8 @@ export interface StepContext {
 
 /** Callbacks at step and epoch boundaries. */
 export interface TrainerHook {
+  /** Before a training step's forward pass, with the batch's sample indices when the loader has them. */
+  beforeForward?(batch: { size: number; indices?: Uint32Array }): void;
   /** After backward, before the optimizer uses the gradients (synchronous: record GPU work only). */
   afterBackward?(ctx: { step: number; epoch: number }): void;
   /** After each optimisation step. */

@@ -44,3 +44,4 @@ export {
   type LabelRule,
   type UnitRecord,
 } from "./labels.ts";
+export { ForwardCache, type ForwardCacheOptions, type IndexedBatch } from "./cache.ts";

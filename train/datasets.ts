@@ -213,5 +213,5 @@ export function packTextBatch(b: TextBatch): TrainBatch {
     x.set(b.tokenTypeIds.subarray(i * t, (i + 1) * t), (3 * i + 1) * t);
     x.set(b.attentionMask.subarray(i * t, (i + 1) * t), (3 * i + 2) * t);
   }
-  return { x, y: b.y, size: n, shape: [3, t] };
+  return { x, y: b.y, size: n, shape: [3, t], indices: b.indices };
 }

@@ -21,8 +21,10 @@ import { buildModel, isTextModel, modelNames, modelRecipe } from "./models.ts";
 import { writeReport } from "./report.ts";
 import {
   AutoFreeze,
+  ForwardCache,
   freezeSavings,
   type FreezeUnit,
+  type FrozenPrefix,
   LinearFreezing,
   SmartFRZ,
 } from "../smartfrz/mod.ts";
@@ -62,6 +64,9 @@ Options:
   --patch-size N        DeiT patch side (default 16, or 4 for images of 32 px or less)
   --seed N              random seed for weights and data order (default 0)
   --freeze METHOD       ${FREEZE.join(" | ")} (default none)
+  --cache-frozen        cache the frozen prefix's output per training sample and skip its
+                        forward pass in later epochs (needs --freeze; not with augmented data)
+  --cache-budget MB     host memory the cache may use (default 1024)
   --out DIR             run directory (default runs/<model>-<dataset>-<time>)
   --resume              continue the run in --out from its last complete checkpoint
   --eval-every N        evaluate every N epochs (default 1; the last epoch always)
@@ -96,6 +101,8 @@ export interface TrainArgs {
   evalEvery: number;
   logEvery: number;
   checkpointEvery: number;
+  cacheFrozen: boolean;
+  cacheBudget: number;
   /** Flags given on the command line (the rest are defaults). */
   given: string[];
 }
@@ -166,6 +173,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
         "eval-every": str,
         "log-every": str,
         "checkpoint-every": str,
+        "cache-frozen": { type: "boolean" },
+        "cache-budget": str,
         help: { type: "boolean" },
       },
     }));
@@ -210,6 +219,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
     evalEvery: num("eval-every", s("eval-every"), 1, { int: true, min: 1 }),
     logEvery: num("log-every", s("log-every"), 50, { int: true, min: 1 }),
     checkpointEvery: num("checkpoint-every", s("checkpoint-every"), 0, { int: true, min: 0 }),
+    cacheFrozen: values["cache-frozen"] === true,
+    cacheBudget: num("cache-budget", s("cache-budget"), 1024, { min: 0 }),
     given: Object.keys(values).filter((k) => values[k] !== undefined),
   };
   if (isTextModel(args.model) !== TEXT_DATASETS.includes(args.dataset)) {
@@ -219,6 +230,15 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
         : `--dataset ${args.dataset} is text: use --model ${
           modelNames().filter(isTextModel).join(" | ")
         }`,
+    );
+  }
+  if (args.cacheFrozen && args.freeze === "none") {
+    throw new UsageError("--cache-frozen: caches a frozen prefix; choose a --freeze method");
+  }
+  if (args.cacheFrozen && ["cifar10", "cifar100", "folder"].includes(args.dataset)) {
+    throw new UsageError(
+      `--cache-frozen: --dataset ${args.dataset} trains with random augmentation, so a frozen ` +
+        "prefix's output changes every epoch and cannot be cached",
     );
   }
   if (args.resume && !args.out) {
@@ -394,6 +414,14 @@ async function main(argv: string[]): Promise<number> {
     optimizer,
     trainLoader.batchesPerEpoch,
   );
+  const cache = args.cacheFrozen
+    ? new ForwardCache(freezeHooks[0] as unknown as FrozenPrefix, {
+      samples: data.trainCount,
+      budgetBytes: args.cacheBudget * 2 ** 20,
+      maxRows: data.text ? args.maxLength : undefined,
+    })
+    : null;
+  if (cache) freezeHooks.push(cache);
   console.log(`run directory: ${runDir}`);
   const t0 = performance.now();
   try {
@@ -426,6 +454,15 @@ async function main(argv: string[]): Promise<number> {
       append: true,
     });
     if (args.freeze !== "none") await printFreezing(runDir, results);
+    if (cache) {
+      const held = cache.stats().map((c) => `${c.unit} (${c.filled}/${c.samples} samples)`);
+      console.log(
+        `forward cache: ${held.join(", ") || "nothing cached"}, ${
+          (cache.bytes / 2 ** 20).toFixed(1)
+        } MiB; ${cache.hits} steps read it, ${cache.fills} filled it`,
+      );
+      cache.dispose();
+    }
     console.log(`report: ${await writeReport(runDir)}`);
     console.log(`test accuracy: ${(100 * last.testAccuracy).toFixed(2)}%`);
     return 0;

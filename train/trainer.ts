@@ -83,6 +83,8 @@ export interface TrainBatch {
   size: number;
   /** This batch's sample shape, when it differs from the model's (e.g. shorter text rows). */
   shape?: readonly number[];
+  /** Dataset indices of the samples, in batch order (forward caching needs them). */
+  indices?: Uint32Array;
 }
 
 /** A source of batches, iterated once per epoch. */
@@ -262,6 +264,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
     };
     for await (const batch of o.train.batches()) {
       if (o.lrAt) o.optimizer.lr = o.lrAt(step);
+      for (const h of hooks) h.beforeForward?.(batch);
       const loss = scope(() => {
         const x = tensor(batch.x, { shape: [batch.size, ...(batch.shape ?? o.sampleShape)] });
         const y = tensor(batch.y, { shape: [batch.size], dtype: "i32" });

@@ -419,27 +419,49 @@ export abstract class Module {
    * ```
    */
   registerForwardHook(hook: ForwardHook): () => void {
-    if (this.#hooks.length === 0) {
-      const plain = Object.getPrototypeOf(this).forward as (...a: unknown[]) => Tensor;
-      const hooks = this.#hooks;
-      Object.defineProperty(this, "forward", {
-        configurable: true,
-        writable: true,
-        enumerable: false,
-        value: (...inputs: unknown[]) => {
-          const out = plain.apply(this, inputs);
-          for (const h of [...hooks]) h(this, inputs, out);
-          return out;
-        },
-      });
-    }
     this.#hooks.push(hook);
+    this.#wrapForward();
     return () => {
       const i = this.#hooks.indexOf(hook);
       if (i < 0) return;
       this.#hooks.splice(i, 1);
-      if (this.#hooks.length === 0) delete (this as { forward?: unknown }).forward;
+      this.#wrapForward();
     };
+  }
+
+  #override: ((inputs: unknown[]) => Tensor) | null = null;
+
+  /**
+   * Makes later `forward` calls return `fn(inputs)` instead of running the
+   * module (hooks still see the result); `null` restores the module's own
+   * forward. SmartFRZ's forward cache uses it to feed a frozen prefix's
+   * cached output to the first trainable unit and to skip the prefix.
+   */
+  setForwardOverride(fn: ((inputs: unknown[]) => Tensor) | null): void {
+    this.#override = fn;
+    this.#wrapForward();
+  }
+
+  /** Installs (or removes) the instance-level forward that runs hooks and overrides. */
+  #wrapForward(): void {
+    const wanted = this.#hooks.length > 0 || this.#override !== null;
+    const installed = Object.hasOwn(this, "forward");
+    if (wanted === installed) return;
+    if (!wanted) {
+      delete (this as { forward?: unknown }).forward;
+      return;
+    }
+    const plain = Object.getPrototypeOf(this).forward as (...a: unknown[]) => Tensor;
+    Object.defineProperty(this, "forward", {
+      configurable: true,
+      writable: true,
+      enumerable: false,
+      value: (...inputs: unknown[]) => {
+        const out = this.#override ? this.#override(inputs) : plain.apply(this, inputs);
+        for (const h of [...this.#hooks]) h(this, inputs, out);
+        return out;
+      },
+    });
   }
 
   // ------------------------------------------------------------ state

@@ -30,7 +30,10 @@ import {
 import { prepareData } from "./datasets.ts";
 import { buildModel, type BuiltModel } from "./models.ts";
 import { makeOptimizer, parseTrainArgs, schedule, type TrainArgs, warmupSteps } from "./main.ts";
-import { train } from "./trainer.ts";
+import { train, type TrainerHook } from "./trainer.ts";
+import { FrozenPrefix } from "../smartfrz/units.ts";
+import type { LabelRule } from "../smartfrz/labels.ts";
+import type { StepContext } from "../smartfrz/hooks.ts";
 
 /** One kind of training run the labels come from. */
 export interface LabelWorkload {
@@ -145,11 +148,11 @@ async function setup(w: LabelWorkload, seed: number, epochs: number) {
 
 type Setup = Awaited<ReturnType<typeof setup>>;
 
-async function trainRun(
+async function trainRun<H extends TrainerHook>(
   w: LabelWorkload,
   seed: number,
   epochs: number,
-  makeHooks: (s: Setup) => Promise<LabelRecorder[]>,
+  makeHooks: (s: Setup) => Promise<H[]>,
 ) {
   const s = await setup(w, seed, epochs);
   const hooks = await makeHooks(s);
@@ -167,7 +170,7 @@ async function trainRun(
     progress: false,
     print: (l) => console.log(`  ${l}`),
   });
-  return { s, accuracy: history[history.length - 1].testAccuracy, hooks };
+  return { s, accuracy: history[history.length - 1].testAccuracy, hooks, history };
 }
 
 /** Trains (or loads) the workload's reference model; returns its state-dict path. */
@@ -277,6 +280,144 @@ async function writeIndex(out: string, workloads: LabelWorkload[]): Promise<void
   );
 }
 
+/** Freezes unit i after step `at[i]` (front to back; Infinity: never). */
+class ScheduledFreezing extends FrozenPrefix implements TrainerHook {
+  readonly #at: number[];
+  constructor(
+    units: ConstructorParameters<typeof FrozenPrefix>[0],
+    at: number[],
+    optimizer: Setup["optimizer"],
+  ) {
+    super(units, { optimizer });
+    this.#at = at;
+  }
+  onStepEnd(ctx: StepContext): void {
+    while (this.count < this.units.length && ctx.step >= this.#at[this.count]) this.freezeNext();
+  }
+}
+
+/** The rules the sweep tries (window 6 probes ≈ 1.5-2 epochs). */
+export const SWEEP_RULES: LabelRule[] = [
+  { window: 6, maxVariance: 1e-3, floor: 0.98 },
+  { window: 6, maxVariance: 1e-4, floor: 0.98 },
+  { window: 6, maxVariance: 1e-5, floor: 0.98 },
+  { window: 6, maxVariance: 1e-6, floor: 0.98 },
+  { window: 6, maxVariance: 1e-4, floor: 0.9 },
+  { window: 6, maxVariance: 1e-4, floor: 0.995 },
+];
+
+/**
+ * Freeze steps a rule gives a recorded run: each unit at its first
+ * "converged" probe, never before the unit in front of it.
+ */
+export function oracleSchedule(
+  labels: boolean[][],
+  probeAt: number[],
+  snapshotEvery: number,
+): number[] {
+  let prev = 0;
+  return labels.map((ls) => {
+    const first = ls.findIndex((v, p) => v && probeAt[p] * snapshotEvery >= prev);
+    prev = first < 0 || !Number.isFinite(prev) ? Infinity : probeAt[first] * snapshotEvery;
+    return prev;
+  });
+}
+
+/**
+ * The label-rule sweep: for each rule and recorded run, trains the run again
+ * with its units frozen where the rule's labels say (an oracle schedule), and
+ * once without freezing; writes accuracy, training time and FLOPs to
+ * `OUT/sweep.json` (finished entries are skipped on a restart).
+ */
+async function sweep(out: string, workloads: LabelWorkload[], rules: LabelRule[]): Promise<void> {
+  const path = `${out}/sweep.json`;
+  const done: Record<string, unknown>[] = await Deno.readTextFile(path).then(
+    (t) => JSON.parse(t).entries,
+    () => [],
+  );
+  const key = (w: string, seed: number, rule: LabelRule | null) =>
+    `${w}/${seed}/${rule ? JSON.stringify(rule) : "none"}`;
+  const have = new Set(done.map((e) => e.key as string));
+  for (const w of workloads) {
+    for (const seed of w.seeds) {
+      const file = `${out}/${w.name}/s${seed}.safetensors`;
+      if (!(await exists(file))) continue;
+      const f = await readSafetensorsFile(file);
+      const units = JSON.parse(f.metadata.units) as string[];
+      const probeAt = Array.from(f.tensors["probe_at"].data);
+      const every = Number(f.metadata.snapshotEvery);
+      const cka = units.map((u) => Array.from(f.tensors[`${u}.cka`].data));
+      const epochs = parseTrainArgs(w.flags)!.epochs;
+      let warm = false;
+      for (const rule of [null, ...rules]) {
+        const k = key(w.name, seed, rule);
+        if (have.has(k)) continue;
+        if (!warm) {
+          // One epoch first, thrown away: it compiles every pipeline, which the timed runs
+          // would otherwise pay unequally (only the first run in this process would).
+          console.log(`sweep ${w.name}: warm-up epoch`);
+          (await trainRun(w, seed, 1, () => Promise.resolve([]))).s.built.model.dispose();
+          warm = true;
+        }
+        const at = rule
+          ? oracleSchedule(cka.map((c) => convergenceLabels(c, rule)), probeAt, every)
+          : units.map(() => Infinity);
+        console.log(
+          `sweep ${w.name} seed ${seed} rule ${
+            rule ? JSON.stringify(rule) : "none"
+          }: freeze at steps ${at.join(", ")}`,
+        );
+        const { history, s } = await trainRun(
+          w,
+          seed,
+          epochs,
+          (s) => Promise.resolve([new ScheduledFreezing(s.built.units, at, s.optimizer)]),
+        );
+        s.built.model.dispose();
+        done.push({
+          key: k,
+          workload: w.name,
+          seed,
+          rule,
+          freezeSteps: at.map((x) => (Number.isFinite(x) ? x : null)),
+          stepsPerEpoch: s.data.train.batchesPerEpoch,
+          accuracy: history[history.length - 1].testAccuracy,
+          seconds: history.reduce((a, r) => a + r.seconds, 0),
+          flops: history.reduce((a, r) => a + (r.flops ?? 0), 0),
+        });
+        await Deno.writeTextFile(
+          `${path}.tmp`,
+          JSON.stringify({ device: gpu().label, entries: done }, null, 1) + "\n",
+        );
+        await Deno.rename(`${path}.tmp`, path);
+      }
+    }
+  }
+  // Summary: per workload and rule, mean accuracy and savings against "none" of the same seed.
+  for (const w of workloads) {
+    const base = new Map(
+      done.filter((e) => e.workload === w.name && e.rule === null).map((e) => [e.seed, e]),
+    );
+    for (const rule of rules) {
+      const es = done.filter((e) =>
+        e.workload === w.name && JSON.stringify(e.rule) === JSON.stringify(rule) && base.has(e.seed)
+      );
+      if (!es.length) continue;
+      const m = (f: (e: Record<string, number>) => number) =>
+        es.reduce((a, e) => a + f(e as Record<string, number>), 0) / es.length;
+      const b = (e: Record<string, number>) => base.get(e.seed as number) as Record<string, number>;
+      console.log(
+        `${w.name} ${JSON.stringify(rule)}: accuracy ${
+          (100 * m((e) => e.accuracy - b(e).accuracy)).toFixed(2)
+        } pt against none, ` +
+          `time saved ${(100 * m((e) => 1 - e.seconds / b(e).seconds)).toFixed(1)}%, FLOPs saved ${
+            (100 * m((e) => 1 - e.flops / b(e).flops)).toFixed(1)
+          }% (${es.length} seeds)`,
+      );
+    }
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -284,12 +425,15 @@ async function main(argv: string[]): Promise<number> {
       out: { type: "string", default: "runs/frz-labels" },
       quick: { type: "boolean", default: false },
       only: { type: "string" },
+      sweep: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
   if (values.help) {
     console.log(
-      "Usage: deno task frz:labels [--out DIR] [--quick] [--only NAME,...]\n\n" +
+      "Usage: deno task frz:labels [--out DIR] [--quick] [--only NAME,...] [--sweep]\n\n" +
+        "--sweep retrains the recorded runs with oracle freezing schedules from each candidate " +
+        "label rule and reports accuracy and savings.\n\n" +
         `Workloads: ${WORKLOADS.map((w) => w.name).join(", ")}`,
     );
     return 0;
@@ -301,6 +445,10 @@ async function main(argv: string[]): Promise<number> {
     !only || only.includes(w.name)
   );
   const out = values.out!;
+  if (values.sweep) {
+    await sweep(out, workloads, SWEEP_RULES);
+    return 0;
+  }
   for (const w of workloads) {
     const dir = `${out}/${w.name}`;
     await Deno.mkdir(dir, { recursive: true });

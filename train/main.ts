@@ -26,6 +26,7 @@ import {
   type FreezeUnit,
   type FrozenPrefix,
   LinearFreezing,
+  loadPredictor,
   SmartFRZ,
 } from "../smartfrz/mod.ts";
 
@@ -64,6 +65,7 @@ Options:
   --patch-size N        DeiT patch side (default 16, or 4 for images of 32 px or less)
   --seed N              random seed for weights and data order (default 0)
   --freeze METHOD       ${FREEZE.join(" | ")} (default none)
+  --predictor FILE      SmartFRZ predictor weights (default: the one shipped in smartfrz/)
   --cache-frozen        cache the frozen prefix's output per training sample and skip its
                         forward pass in later epochs (needs --freeze; not with augmented data)
   --cache-budget MB     host memory the cache may use (default 1024)
@@ -103,6 +105,7 @@ export interface TrainArgs {
   checkpointEvery: number;
   cacheFrozen: boolean;
   cacheBudget: number;
+  predictor?: string;
   /** Flags given on the command line (the rest are defaults). */
   given: string[];
 }
@@ -174,6 +177,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
         "log-every": str,
         "checkpoint-every": str,
         "cache-frozen": { type: "boolean" },
+        predictor: str,
         "cache-budget": str,
         help: { type: "boolean" },
       },
@@ -221,6 +225,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
     checkpointEvery: num("checkpoint-every", s("checkpoint-every"), 0, { int: true, min: 0 }),
     cacheFrozen: values["cache-frozen"] === true,
     cacheBudget: num("cache-budget", s("cache-budget"), 1024, { min: 0 }),
+    predictor: s("predictor"),
     given: Object.keys(values).filter((k) => values[k] !== undefined),
   };
   if (isTextModel(args.model) !== TEXT_DATASETS.includes(args.dataset)) {
@@ -231,6 +236,9 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
           modelNames().filter(isTextModel).join(" | ")
         }`,
     );
+  }
+  if (args.predictor && args.freeze !== "smartfrz") {
+    throw new UsageError("--predictor: the predictor is SmartFRZ's; add --freeze smartfrz");
   }
   if (args.cacheFrozen && args.freeze === "none") {
     throw new UsageError("--cache-frozen: caches a frozen prefix; choose a --freeze method");
@@ -284,8 +292,10 @@ export async function makeFreezeHooks(
       return [
         new AutoFreeze(units, { interval: Math.max(1, Math.floor(stepsPerEpoch / 4)), optimizer }),
       ];
-    case "smartfrz":
-      return [await SmartFRZ.create(units, { stepsPerEpoch, optimizer, seed: a.seed })];
+    case "smartfrz": {
+      const predictor = a.predictor ? (await loadPredictor(a.predictor)).predictor : undefined;
+      return [await SmartFRZ.create(units, { stepsPerEpoch, optimizer, seed: a.seed, predictor })];
+    }
   }
   throw new UsageError(`--freeze: unknown method "${a.freeze}"`);
 }

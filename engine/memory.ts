@@ -44,8 +44,17 @@ export interface MemoryStats {
   liveBuffers: number;
 }
 
-/** Size classes: multiples of 256 bytes below 64 KiB, then quarter powers of two. */
-function sizeClass(bytes: number): number {
+/**
+ * The pool's size class of a request of `bytes`: the bytes its buffer has.
+ * Multiples of 256 bytes up to 64 KiB, then quarter powers of two.
+ *
+ * @example
+ * ```ts
+ * import { sizeClass } from "./memory.ts";
+ * console.log(sizeClass(4 * 1000), sizeClass(70000)); // 4096 81920
+ * ```
+ */
+export function sizeClass(bytes: number): number {
   const b = Math.max(16, bytes);
   if (b <= 65536) return Math.ceil(b / 256) * 256;
   const p = 2 ** Math.floor(Math.log2(b));

@@ -28,6 +28,10 @@
  * made additive, 0 or −∞): with a storage-buffer mask the texture form gains
  * little (measured: 65 against 68 ms with a [32, 1, 1, 128] padding mask).
  *
+ * Rows longer than {@link ATTENTION_MAX_ROW} values (storage form) or
+ * {@link ATTENTION_MAX_ROW_TEXTURE} (texture form) would overrun llvmpipe's
+ * loop budget: the op computes those with reductions and elementwise ops.
+ *
  * Masked-out entries (a u32 mask's zeros, or scores that are −∞ after the
  * additive mask) do not take part; a row with every entry masked out gets
  * probabilities 0 rather than PyTorch's NaN. Masked entries are detected by
@@ -50,6 +54,17 @@ export const ATTENTION_MAX_RANK = 8;
 
 /** Texels per row of the texture form's scratch textures (256 bytes: WebGPU's copy row alignment). */
 export const TEX_W = 16;
+
+/**
+ * Longest rows of the storage form (forward and backward): two sweeps of `n`
+ * plus the mask row's few passes within llvmpipe's loop budget of 65,535
+ * passes per invocation (`LOOP_BUDGET`, kernels/program.ts), with a margin.
+ * Longer rows take the op's long-row path (engine/ops/attention.ts).
+ */
+export const ATTENTION_MAX_ROW = 32000;
+
+/** Longest rows of the texture form: two sweeps of about `n / 4` texels (see {@link ATTENTION_MAX_ROW}). */
+export const ATTENTION_MAX_ROW_TEXTURE = 4 * ATTENTION_MAX_ROW;
 
 // `rows` rows from `r0`; `f0`: the float index of the texture's first texel (texture form).
 // `shape`/`st`: sizes and mask strides of the row axes, outermost first.

@@ -69,7 +69,7 @@
  * @module
  */
 
-import type { KernelProgram } from "./program.ts";
+import { type KernelProgram, LOOP_LIMIT } from "./program.ts";
 
 /** Output pixels per invocation of the GEMM kernel. */
 export const GEMM_TP = 16;
@@ -206,6 +206,50 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   };
 }
 
+/**
+ * The blocks `[t0, t1, q0, q1]` of taps and input texels that the dispatches
+ * of {@link convGemmProgram} sum for `taps` taps of `Cg4` texels: one block
+ * (all of them) unless its loop passes would exceed {@link LOOP_LIMIT}.
+ *
+ * @example
+ * ```ts
+ * import { convGemmBlocks } from "./conv.ts";
+ * console.log(convGemmBlocks(9, 16)); // [[0, 9, 0, 16]]
+ * ```
+ */
+export function convGemmBlocks(taps: number, Cg4: number): [number, number, number, number][] {
+  // Passes: the tap loop (taps + 1), each texel loop (Cg4 + 1), the epilogue (GEMM_TP + 1).
+  const room = LOOP_LIMIT - GEMM_TP - 2;
+  const qb = Math.min(Cg4, room - 2);
+  const tb = Math.max(1, Math.floor(room / (qb + 2)));
+  // No taps (a sub-pixel phase that none reaches) or no inputs: one block that stores zeros.
+  if (taps === 0 || Cg4 === 0) return [[0, taps, 0, Cg4]];
+  const out: [number, number, number, number][] = [];
+  for (let t0 = 0; t0 < taps; t0 += tb) {
+    for (let q0 = 0; q0 < Cg4; q0 += qb) {
+      out.push([t0, Math.min(taps, t0 + tb), q0, Math.min(Cg4, q0 + qb)]);
+    }
+  }
+  return out;
+}
+
+/**
+ * Most pixels one split of the weight-gradient kernels may visit, for an
+ * `OH × OW` output: each of its {@link WG_LANES} lanes makes, over `k` pixels,
+ * `k` passes of the pixel loop and `k` plus one per carry of each of the two
+ * carry loops of {@link pixelLoop} (`8k/OW` column carries, `8k/(OW·OH)` row
+ * carries, give or take one), which must stay within {@link LOOP_LIMIT}
+ * (llvmpipe's loop budget), less a margin for the reduction that follows.
+ * Without this bound, the weight gradient of a 32×1 kernel over 8 images of
+ * 8,223×1 (65,536 output pixels one wide in one split, 11 passes each per
+ * lane) came out wrong; usual image shapes stayed below it through the image
+ * chunks (32 MiB of textures), a CIFAR batch of 128 at about 53,000 passes.
+ */
+export function wgradMaxPixels(OH: number, OW: number): number {
+  const perPixel = 3 + WG_LANES / OW + WG_LANES / (OW * OH);
+  return WG_LANES * Math.floor((LOOP_LIMIT - 2048) / perPixel);
+}
+
 /** WGSL that sets up the pixel rows `p_i`, their layer `n_i` and texel base `b_i`. */
 function pixelRows(tp: number, wgx: number): string[] {
   const L = [`let pBase = wid.x * ${wgx * tp}u + lid.x;`];
@@ -222,7 +266,8 @@ function pixelRows(tp: number, wgx: number): string[] {
 const GEMM_UNIFORMS = /* wgsl */ `
 struct U { P: u32, OHW: u32, OW: u32, sy: u32, sx: u32, dy: u32, dx: u32, kw: u32,
   taps: u32, Cg4: u32, Og: u32, Og4: u32, O: u32, Wt: u32, Ht: u32, cx: u32,
-  outOff: u32, sN: u32, hasBias: u32, CS: u32, Wf: u32, o0: u32, osy: u32, osx: u32 }
+  outOff: u32, sN: u32, hasBias: u32, CS: u32, Wf: u32, o0: u32, osy: u32, osx: u32,
+  t0: u32, t1: u32, q0: u32, q1: u32 }
 fn outPixel(r: u32) -> u32 {
   let my = r / u.OW;
   return u.o0 + my * u.osy * u.Wf + (r - my * u.OW) * u.osx;
@@ -244,6 +289,12 @@ fn store4(base: u32, o: u32, v: vec4<f32>) {
   if (o + 1u < u.Og) { Y[base + (o + 1u) * u.CS] = v.y; }
   if (o + 2u < u.Og) { Y[base + (o + 2u) * u.CS] = v.z; }
   if (o + 3u < u.Og) { Y[base + (o + 3u) * u.CS] = v.w; }
+}
+fn add4(base: u32, o: u32, v: vec4<f32>) {
+  if (o < u.Og) { Y[base + o * u.CS] += v.x; }
+  if (o + 1u < u.Og) { Y[base + (o + 1u) * u.CS] += v.y; }
+  if (o + 2u < u.Og) { Y[base + (o + 2u) * u.CS] += v.z; }
+  if (o + 3u < u.Og) { Y[base + (o + 3u) * u.CS] += v.w; }
 }`;
 
 /**
@@ -254,8 +305,15 @@ fn store4(base: u32, o: u32, v: vec4<f32>) {
  * sx, dy, dx, kw` (taps per row), `taps, Cg4` (input texels per group), `Og,
  * Og4` (outputs per group), `O, Wt, Ht, cx, outOff, sN` (image stride),
  * `hasBias, CS` (channel stride), `Wf, o0, osy, osx`: grid pixel (m, m') is
- * stored at `o0 + m·osy·Wf + m'·osx` of its channel. Grid `[⌈P/(8·TP)⌉,
- * ⌈Og4/(nt·WGY)⌉, groups]`.
+ * stored at `o0 + m·osy·Wf + m'·osx` of its channel; `t0, t1, q0, q1`: the
+ * taps `[t0, t1)` and input texels `[q0, q1)` of the group this dispatch
+ * sums. Grid `[⌈P/(8·TP)⌉, ⌈Og4/(nt·WGY)⌉, groups]`.
+ *
+ * Its loops make `(t1 − t0)·(q1 − q0 + 2)` passes and more, which llvmpipe
+ * allows only up to 65,535 per invocation (`LOOP_BUDGET`, kernels/program.ts;
+ * 1,024 taps of 256 channels overran it): the op sums longer ones in blocks
+ * ({@link convGemmBlocks}), the first of which stores its sums plus the bias
+ * and the others add theirs to Y.
  */
 export function convGemmProgram(pass: ConvPass, nt: GemmWidth): KernelProgram {
   const rows = range(GEMM_TP);
@@ -270,10 +328,10 @@ export function convGemmProgram(pass: ConvPass, nt: GemmWidth): KernelProgram {
   for (const i of rows) {
     L.push(cols.map((t) => `var acc${i}_${t} = vec4<f32>(0.0);`).join(" "));
   }
-  L.push(`for (var tap = 0u; tap < u.taps; tap++) {`);
+  L.push(`for (var tap = u.t0; tap < u.t1; tap++) {`);
   L.push(`  let ky = tap / u.kw;`);
   L.push(`  let d = vec2<u32>((tap - ky * u.kw) * u.dx, ky * u.dy);`);
-  L.push(`  for (var q = 0u; q < u.Cg4; q++) {`);
+  L.push(`  for (var q = u.q0; q < u.q1; q++) {`);
   L.push(`    let ci = g * u.Cg4 + q;`);
   L.push(`    let cy = ci / u.cx;`);
   L.push(`    let off = d + vec2<u32>((ci - cy * u.cx) * u.Wt, cy * u.Ht);`);
@@ -294,12 +352,14 @@ export function convGemmProgram(pass: ConvPass, nt: GemmWidth): KernelProgram {
   }
   L.push(`  }`);
   L.push(`}`);
+  // The first block of (taps, input texels) stores its sums plus the bias, later ones add theirs.
+  L.push(`let first = u.t0 == 0u && u.q0 == 0u;`);
   for (const t of cols) {
     const o = (jj: number) => `bias[min(g * u.Og + (o4 + ${t}u) * 4u + ${jj}u, u.O - 1u)]`;
     L.push(
       `let bv${t} = select(vec4<f32>(0.0), vec4<f32>(${
         range(4).map(o).join(", ")
-      }), u.hasBias != 0u);`,
+      }), u.hasBias != 0u && first);`,
     );
   }
   // One store site per texel column, rows shifted up (as in the matmul kernel: unrolling every
@@ -309,7 +369,11 @@ export function convGemmProgram(pass: ConvPass, nt: GemmWidth): KernelProgram {
   L.push(`  if (p < u.P) {`);
   L.push(`    let n = p / u.OHW;`);
   L.push(`    let base = u.outOff + n * u.sN + g * u.Og * u.CS + outPixel(p - n * u.OHW);`);
-  for (const t of cols) L.push(`    store4(base, (o4 + ${t}u) * 4u, acc0_${t} + bv${t});`);
+  L.push(`    if (first) {`);
+  for (const t of cols) L.push(`      store4(base, (o4 + ${t}u) * 4u, acc0_${t} + bv${t});`);
+  L.push(`    } else {`);
+  for (const t of cols) L.push(`      add4(base, (o4 + ${t}u) * 4u, acc0_${t});`);
+  L.push(`    }`);
   L.push(`  }`);
   for (const i of rows.slice(0, -1)) {
     L.push(`  ${cols.map((t) => `acc${i}_${t} = acc${i + 1}_${t};`).join(" ")}`);

@@ -1,7 +1,10 @@
 /**
  * Batched matmul `C[b] = op(A[b]) · op(B[b]) (+ bias) (then act)`, in two
  * forms: a texture path for all but small products, and a storage-buffer path
- * for small products and for K or N beyond the texture limits.
+ * for small products and for N beyond the texture limits. Both sum long
+ * products over several dispatches, in blocks of K that keep every invocation
+ * within llvmpipe's loop budget (65,535 loop passes: `LOOP_BUDGET` in
+ * kernels/program.ts) and, for the textures, within their size limits.
  *
  * Why textures. On llvmpipe (Mesa 22.3, 8-wide AVX2, 2 cores; its OpenGL and
  * Vulkan (lavapipe) forms share the shader compiler, so both backends) a
@@ -54,7 +57,7 @@
  * @module
  */
 
-import type { KernelProgram } from "./program.ts";
+import { type KernelProgram, LOOP_LIMIT } from "./program.ts";
 
 /** Activation fused into the epilogue. */
 export type MatmulAct = "none" | "relu" | "gelu";
@@ -67,6 +70,22 @@ export const TN = 4;
 export const WG_X = 8;
 /** Workgroup shape along M of the storage-buffer kernel. */
 export const WG_Y = 8;
+
+/**
+ * Most values of `k` one dispatch of the storage-buffer kernel sums: its
+ * invocations loop once per `k` plus a few passes, which must stay within
+ * llvmpipe's loop budget (`LOOP_BUDGET` in kernels/program.ts: a product
+ * over 270,000 ones returned 65,535 without this).
+ */
+export const MAX_K_BUFFER = LOOP_LIMIT;
+
+/**
+ * Most texels of `k` (4 values each) one dispatch of the texture kernel sums:
+ * its invocations loop once per texel, then over up to {@link TEX_TM} rows to
+ * store them (`LOOP_BUDGET`, kernels/program.ts). The texture limits bound
+ * it further.
+ */
+export const MAX_K4_TEXTURE = LOOP_LIMIT;
 
 /** Rows of C per invocation (texture kernel). */
 export const TEX_TM = 16;
@@ -86,6 +105,12 @@ function epilogue(act: MatmulAct, bias: boolean, v: string, bv = "bv"): string {
   if (act === "relu") return `relu4(${b})`;
   if (act === "gelu") return `gelu4(${b})`;
   return b;
+}
+
+/** WGSL applying the bias and activation to `v` when `cond` (the last block of K) holds. */
+function finish(act: MatmulAct, bias: boolean, cond: string, bv = "bv"): string {
+  const e = epilogue(act, bias, "v", bv);
+  return e === "v" ? "" : `if (${cond}) { v = ${e}; }`;
 }
 
 function actWgsl(act: MatmulAct): string {
@@ -109,8 +134,15 @@ fn store4(base: u32, col: u32, v: vec4<f32>) {
 
 /**
  * The storage-buffer matmul kernel for one combination of transposes, bias and
- * activation. Uniforms: `M, N, K, batch, sA, sB, tilesN, 0` (`sA`/`sB` are the
+ * activation. Uniforms: `M, N, K, batch, sA, sB, k0, k1` (`sA`/`sB` are the
  * batch strides, 0 for a shared operand); grid `[⌈N/4/8⌉, ⌈M/4/8⌉, batch]`.
+ *
+ * One dispatch sums `k` over `[k0, k1)` only: each invocation loops once per
+ * `k`, and llvmpipe stops a shader's loops after 65,535 passes in all
+ * (`LOOP_BUDGET`, kernels/program.ts), so the op gives a dispatch at most
+ * {@link MAX_K_BUFFER} values of `k` and sums longer products over several. A
+ * dispatch with `k0 > 0` adds its partial sums to those in C; the bias and
+ * the activation are applied by the one with `k1 = K`.
  */
 export function matmulProgram(
   transA: boolean,
@@ -135,7 +167,7 @@ export function matmulProgram(
     outputs: 1,
     uniforms: true,
     wgsl: () => /* wgsl */ `
-struct U { M: u32, N: u32, K: u32, batch: u32, sA: u32, sB: u32, tilesN: u32, pad: u32 }
+struct U { M: u32, N: u32, K: u32, batch: u32, sA: u32, sB: u32, k0: u32, k1: u32 }
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 ${bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
@@ -155,7 +187,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n0 = col; let n1 = min(col + 1u, u.N - 1u); let n2 = min(col + 2u, u.N - 1u); let n3 = min(col + 3u, u.N - 1u);
   ${rows.map((i) => `let m${i} = min(row + ${i}u, u.M - 1u);`).join(" ")}
   ${rows.map((i) => `var acc${i} = vec4<f32>(0.0);`).join(" ")}
-  for (var k = 0u; k < u.K; k++) {
+  for (var k = u.k0; k < u.k1; k++) {
     let bk = ${bRow("k")};
     ${rows.map((i) => `acc${i} += ${aAt(`m${i}`, "k")} * bk;`).join("\n    ")}
   }
@@ -163,9 +195,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let cBase = b * u.M * u.N;
   ${
       rows.map((i) =>
-        `if (row + ${i}u < u.M) { store4(cBase + (row + ${i}u) * u.N, col, ${
-          epilogue(act, bias, `acc${i}`)
-        }); }`
+        `if (row + ${i}u < u.M) {
+    let base = cBase + (row + ${i}u) * u.N;
+    var v = acc${i};
+    if (u.k0 != 0u) { v += vec4<f32>(C[base + n0], C[base + n1], C[base + n2], C[base + n3]); }
+    ${finish(act, bias, "u.k1 == u.K")}
+    store4(base, col, v);
+  }`
       )
         .join("\n  ")
     }
@@ -177,9 +213,15 @@ ${STORE4}`,
 /**
  * The texture matmul kernel for one bias/activation combination. Inputs: the
  * packed A and B textures (see {@link matmulPackProgram}), then the bias.
- * Uniforms: `M, N, K4, N4, lA, lB, 0, 0` where `K4 = ⌈K/4⌉`, `N4 = ⌈N/4⌉` and
- * `lA`/`lB` are 1 when the operand has one layer per batch entry, 0 when it is
- * shared. Grid: `[⌈N4/(TEX_WG_X·TEX_TN/4)⌉, ⌈M/(TEX_WG_Y·TEX_TM)⌉, batch]`.
+ * Uniforms: `M, N, K4, N4, lA, lB, cOff, sC, kFirst, kLast, 0, 0` where
+ * `K4 = ⌈K/4⌉`, `N4 = ⌈N/4⌉`, `lA`/`lB` are 1 when the operand has one layer
+ * per batch entry, 0 when it is shared, and C's batch entry `b` starts at
+ * `cOff + b·sC`. Grid: `[⌈N4/(TEX_WG_X·TEX_TN/4)⌉, ⌈M/(TEX_WG_Y·TEX_TM)⌉, batch]`.
+ *
+ * The textures may hold one block of K (at most {@link MAX_K4_TEXTURE} texels:
+ * `LOOP_BUDGET` in kernels/program.ts): unless `kFirst`, the kernel adds its
+ * sums to those already in C, and only with `kLast` does it apply the bias
+ * and the activation.
  */
 export function matmulTexProgram(bias: boolean, act: MatmulAct): KernelProgram {
   const rows = Array.from({ length: TEX_TM }, (_, i) => i);
@@ -228,11 +270,12 @@ export function matmulTexProgram(bias: boolean, act: MatmulAct): KernelProgram {
   L.push(`for (var i = 0u; i < rows; i++) {`);
   L.push(`  let base = cBase + (row + i) * u.N;`);
   for (const t of groups) {
-    L.push(
-      `  if (g${t} < u.N4) { store4(base, g${t} * 4u, ${
-        epilogue(act, bias, `acc0_${t}`, `bv${t}`)
-      }); }`,
-    );
+    L.push(`  if (g${t} < u.N4) {`);
+    L.push(`    var v = acc0_${t};`);
+    L.push(`    if (u.kFirst == 0u) { v += load4(base, g${t} * 4u); }`);
+    L.push(`    ${finish(act, bias, "u.kLast != 0u", `bv${t}`)}`);
+    L.push(`    store4(base, g${t} * 4u, v);`);
+    L.push(`  }`);
   }
   for (const i of rows.slice(0, -1)) {
     L.push(`  ${groups.map((t) => `acc${i}_${t} = acc${i + 1}_${t};`).join(" ")}`);
@@ -248,7 +291,8 @@ export function matmulTexProgram(bias: boolean, act: MatmulAct): KernelProgram {
       ? ["texture", "texture", "storage", "storage"]
       : ["texture", "texture", "storage"],
     wgsl: () => /* wgsl */ `
-struct U { M: u32, N: u32, K4: u32, N4: u32, lA: u32, lB: u32, cOff: u32, sC: u32 }
+struct U { M: u32, N: u32, K4: u32, N4: u32, lA: u32, lB: u32, cOff: u32, sC: u32,
+  kFirst: u32, kLast: u32, p0: u32, p1: u32 }
 @group(0) @binding(0) var At: texture_2d_array<f32>;
 @group(0) @binding(1) var Bt: texture_2d_array<f32>;
 ${bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
@@ -258,6 +302,10 @@ ${actWgsl(act)}
 @compute @workgroup_size(${TEX_WG_X}, ${TEX_WG_Y})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   ${L.join("\n  ")}
+}
+fn load4(base: u32, col: u32) -> vec4<f32> {
+  let l = u.N - 1u;
+  return vec4<f32>(C[base + col], C[base + min(col + 1u, l)], C[base + min(col + 2u, l)], C[base + min(col + 3u, l)]);
 }
 ${STORE4}`,
   };

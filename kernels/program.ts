@@ -42,6 +42,42 @@ export interface KernelProgram {
  */
 export type BindingKind = "storage" | "texture" | "storage-texture";
 
+/**
+ * llvmpipe's loop budget: every loop a shader runs counts against one budget
+ * of 65,535 passes, and when it is spent each loop stops at its next pass and
+ * every later loop runs its body once; nothing reports it, the results are
+ * just wrong. Measured here (Mesa 22.3.6, llvmpipe LLVM 15, OpenGL and Vulkan
+ * alike, in a tiny WGSL experiment counting passes):
+ *
+ * - one loop of 65,534, 65,535, 65,536, 70,000 or 270,000 iterations counts
+ *   65,534, 65,535, 65,535, 65,535, 65,535 (for, `loop` with break, while,
+ *   and constant bounds alike);
+ * - the budget is per invocation (strictly, per SIMD group of 8 invocations:
+ *   lanes of one group share it), not per loop: two loops of 40,000 count
+ *   40,000 then 25,534, since a loop that ends costs one pass more than its
+ *   iterations; after the budget is spent a following loop of 10 counts 1;
+ * - nested loops count every pass of every level: 300×300 counts 65,101 inner
+ *   passes, 16×4,095 65,505, 2×40,000 65,533; a function called twice shares it;
+ * - it restarts for every group of 8 invocations: 256 invocations of 60,000
+ *   iterations each are all right.
+ *
+ * (Gallium's `LP_MAX_TGSI_LOOP_ITERATIONS`: one counter per shader invocation,
+ * decremented at the end of every loop pass.) So a kernel must keep the
+ * passes of all its loops, nested ones included, plus one per loop run, below
+ * this number for every invocation, whatever the tensor shapes: the ops split
+ * long axes across invocations or dispatches (kernels/matmul.ts,
+ * kernels/softmax.ts, kernels/conv.ts, engine/ops/reduce.ts and others cite
+ * this constant where they do).
+ */
+export const LOOP_BUDGET = 65535;
+
+/**
+ * The loop passes a kernel plans for per invocation: {@link LOOP_BUDGET} less
+ * a margin for the short loops around the long one (index arithmetic over up
+ * to 8 axes, epilogues of up to 16 rows, tree merges).
+ */
+export const LOOP_LIMIT = 60000;
+
 /** WGSL scalar types for the engine's dtypes. */
 export type WgslScalar = "f32" | "i32" | "u32";
 

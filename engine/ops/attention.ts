@@ -20,23 +20,38 @@
  * @module
  */
 
-import { fmtShape, type Shape, Tensor } from "../tensor.ts";
-import { isGradEnabled, record, type VjpRule } from "../autograd.ts";
+import { fmtShape, scope, type Shape, Tensor } from "../tensor.ts";
+import { isGradEnabled, noGrad, record, type VjpRule } from "../autograd.ts";
 import { copyBufferToTexture, run } from "../dispatch.ts";
 import { gpu } from "../device.ts";
 import type { Storage } from "../memory.ts";
 import { ScratchTextures } from "../scratch.ts";
 import {
   ATTENTION_MAX_RANK,
+  ATTENTION_MAX_ROW,
+  ATTENTION_MAX_ROW_TEXTURE,
   type AttentionMaskKind,
   attentionSoftmaxGradProgram,
   attentionSoftmaxProgram,
   keepToAdditiveProgram,
   TEX_W,
 } from "../../kernels/attention.ts";
-import { broadcastShapes, broadcastStrides } from "./elementwise.ts";
+import {
+  add,
+  broadcastShapes,
+  broadcastStrides,
+  div,
+  eq,
+  exp,
+  full,
+  gt,
+  mul,
+  sub,
+  where,
+} from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
 import { dropout } from "./random.ts";
+import { max, sum } from "./reduce.ts";
 
 /** Options of {@link scaledDotProductAttention}. */
 export interface ScaledDotProductAttentionOptions {
@@ -331,9 +346,45 @@ function maskTexture(mask: Tensor, maxRows: number): GPUTextureView | null {
   return view;
 }
 
+/**
+ * Whether rows of `n` of the `size` scores are too long for the kernel form
+ * `tex` picks (see kernels/attention.ts). Scores above one storage binding
+ * stay with the kernels, which refuse them by name.
+ */
+function longRows(size: number, n: number, tex: unknown): boolean {
+  return n > (tex ? ATTENTION_MAX_ROW_TEXTURE : ATTENTION_MAX_ROW) &&
+    4 * size <= gpu().limits.maxStorageBufferBindingSize;
+}
+
+/**
+ * The masked softmax of rows too long for the kernels, by reductions and
+ * elementwise ops, with the kernels' rules: −∞ entries and a u32 mask's zeros
+ * take no part, and rows with none left give zeros. Not recorded.
+ */
+function maskedSoftmaxLong(s: Tensor, mask: Tensor | undefined, scale: number): Tensor {
+  return noGrad(() =>
+    scope(() => {
+      const negInf = full([1], -Infinity);
+      let t = mul(s, scale);
+      if (mask?.dtype === "f32") t = add(t, mask);
+      if (mask?.dtype === "u32") t = where(mask, t, negInf);
+      const m = max(t, -1, true);
+      // A row of −∞ would give exp(−∞ − (−∞)) = NaN: subtract 0 there instead, and divide by 1.
+      const e = exp(sub(t, where(eq(m, -Infinity), full([1], 0), m)));
+      const z = sum(e, -1, true);
+      return div(e, where(gt(z, 0), z, full([1], 1)));
+    })
+  );
+}
+
 function maskedSoftmaxRaw(s: Tensor, mask: Tensor | undefined, scale: number): Tensor {
   const n = s.shape.at(-1) ?? 1;
   const rows = n === 0 ? 0 : s.size / n;
+  if (rows > 0 && longRows(s.size, n, texturePlan(rows, n))) {
+    const p = maskedSoftmaxLong(s, mask, scale);
+    record("maskedSoftmax", { scale }, [s], p, () => [p]);
+    return p;
+  }
   const out = Tensor.empty(s.shape, "f32");
   if (rows > 0) {
     let m: { shape: number[]; strides: number[]; cs: number } | undefined;
@@ -389,6 +440,9 @@ export const maskedSoftmaxVjp: VjpRule<"maskedSoftmax"> = (node, g) => {
   const { scale } = node.attrs;
   const n = p.shape.at(-1) ?? 1;
   const rows = n === 0 ? 0 : p.size / n;
+  if (rows > 0 && longRows(p.size, n, texturePlan(rows, n))) {
+    return [scope(() => mul(mul(p, scale), sub(g, sum(mul(g, p), -1, true))))];
+  }
   const ds = Tensor.empty(p.shape, "f32");
   if (rows > 0) {
     const tex = texturePlan(rows, n);

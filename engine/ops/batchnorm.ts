@@ -79,10 +79,22 @@ const MAX_PARTS = 64;
  */
 const TARGET_GROUPS = 64;
 
+/**
+ * Most values one lane of a per-channel reduction visits: one loop pass each,
+ * within llvmpipe's 65,535 passes per invocation (`LOOP_BUDGET`,
+ * kernels/program.ts). Within one storage binding (128 MiB here) the parts
+ * below already keep lanes under 8,192; this holds the bound on any adapter.
+ */
+const MAX_PER_LANE = 16384;
+
 /** Parts per channel for a reduction of `M` values in each of `C` channels. */
 function partsFor(C: number, M: number): number {
   const want = Math.ceil(TARGET_GROUPS / Math.max(C, 1));
-  return Math.max(1, Math.min(want, MAX_PARTS, Math.floor(M / PART_MIN)));
+  return Math.max(
+    1,
+    Math.min(want, MAX_PARTS, Math.floor(M / PART_MIN)),
+    Math.ceil(M / (BN_WG * MAX_PER_LANE)),
+  );
 }
 
 function checkChannelTensor(name: string, t: Tensor | null, C: number, x: Tensor): void {

@@ -16,6 +16,7 @@ import { type ScratchTexture, ScratchTextures } from "../scratch.ts";
 import {
   convDepthwiseProgram,
   convDepthwiseWgradProgram,
+  convGemmBlocks,
   convGemmProgram,
   convPackImageProgram,
   convPackWeightProgram,
@@ -27,6 +28,7 @@ import {
   GEMM_WGY,
   PACK_WG,
   WG_OT,
+  wgradMaxPixels,
 } from "../../kernels/conv.ts";
 import { add, zeros } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
@@ -484,6 +486,10 @@ function convPass(
       o0,
       osy,
       osx,
+      0,
+      taps,
+      0,
+      Cg4,
     ]);
     const flops = 2 * P * O * p.Ig * taps;
     const bytes = 16 * nb * layout.texW * layout.texH + 4 * P * O;
@@ -500,18 +506,23 @@ function convPass(
       // 32 outputs per invocation where a group has that many (measured: 64 outputs 70 against
       // 91 ms; 16 outputs 45 against 38 ms for the narrow tile).
       const nt = p.Jg >= 32 ? 8 : 4;
-      run(convGemmProgram(pass, nt), {
-        inputs: [xt.view, wt.view, bias ?? noBias()],
-        outputs: [outBind],
-        uniforms: u,
-        workgroups: [
-          Math.ceil(P / (GEMM_WGX * GEMM_TP)),
-          Math.ceil(Math.ceil(p.Jg / 4) / (nt * GEMM_WGY)),
-          p.G,
-        ],
-        flops,
-        bytes,
-      });
+      // Blocks of taps and input texels within llvmpipe's loop budget: one for usual shapes.
+      const blocks = convGemmBlocks(taps, Cg4);
+      for (const [t0, t1, q0, q1] of blocks) {
+        u.set([t0, t1, q0, q1], 24);
+        run(convGemmProgram(pass, nt), {
+          inputs: [xt.view, wt.view, bias ?? noBias()],
+          outputs: [outBind],
+          uniforms: u.slice(),
+          workgroups: [
+            Math.ceil(P / (GEMM_WGX * GEMM_TP)),
+            Math.ceil(Math.ceil(p.Jg / 4) / (nt * GEMM_WGY)),
+            p.G,
+          ],
+          flops: (flops * (t1 - t0) * (q1 - q0)) / (taps * Cg4),
+          bytes,
+        });
+      }
     }
   }
 }
@@ -634,8 +645,14 @@ export function conv2dBackwardWeight(
   // 73 ms for 16).
   const ct = Cg4 > 4 ? 8 : 4;
   const tiles = depthwise ? Math.ceil(G / 4) : Math.ceil(Cg4 / ct) * tilesO * taps * G;
+  // Enough splits to occupy the cores, and to keep each split's pixel loop within llvmpipe's
+  // loop budget (kernels/conv.ts: wgradMaxPixels).
   const splitsOf = (P: number) =>
-    Math.max(1, Math.min(Math.ceil(WGRAD_MIN_GROUPS / tiles), Math.ceil(P / WGRAD_MIN_PIXELS)));
+    Math.max(
+      1,
+      Math.min(Math.ceil(WGRAD_MIN_GROUPS / tiles), Math.ceil(P / WGRAD_MIN_PIXELS)),
+      Math.ceil(P / wgradMaxPixels(OH, OW)),
+    );
   // One chunk, one split: the kernel writes dW. Otherwise each chunk's splits are summed and
   // the chunks accumulated, so the partial sums never outgrow one chunk.
   let total: Tensor | null = null;

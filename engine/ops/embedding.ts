@@ -22,7 +22,12 @@ import {
 import type { KernelProgram } from "../../kernels/program.ts";
 import { full } from "./elementwise.ts";
 
-/** Widest row: 64 lanes with at most 1024 columns each (the kernels' loop bound). */
+/**
+ * Widest row: 64 lanes with at most 1024 columns each (the kernels' loop
+ * bound; with the backward's compare-and-swap retries, at most 9 per column
+ * when all 8 lanes of a SIMD group hit one address, it stays far below
+ * llvmpipe's 65,535 loop passes per invocation: `LOOP_BUDGET`, kernels/program.ts).
+ */
 const MAX_DIM = EMB_WG * 1024;
 
 /** Lanes per row: the row width rounded up to a power of two, at most a workgroup. */

@@ -29,8 +29,10 @@ import { full } from "./elementwise.ts";
 /**
  * Most iterations of any kernel loop: llvmpipe runs a workgroup's invocations
  * on one CPU thread, and unbounded loops make single dispatches run for
- * seconds. It bounds the row width (`C / 64` columns per lane) and the rows
- * or parts each column-sum invocation adds.
+ * seconds; and it ends an invocation's loops after 65,535 passes in all
+ * (`LOOP_BUDGET`, kernels/program.ts), which two sweeps of 1,024 and the lane
+ * merge stay far below. It bounds the row width (`C / 64` columns per lane)
+ * and the rows or parts each column-sum invocation adds.
  */
 const MAX_LOOP = 1024;
 

@@ -16,6 +16,8 @@ import {
   matmulPackProgram,
   matmulProgram,
   matmulTexProgram,
+  MAX_K4_TEXTURE,
+  MAX_K_BUFFER,
   PACK_WG,
   TEX_TM,
   TEX_TN,
@@ -176,63 +178,110 @@ const TEXTURE_MIN_MACS = 1 << 17;
 const TEXTURE_MIN_MACS_PER_PRODUCT = 1 << 14;
 
 function useTextures({ M, N, K, batch }: Geometry): boolean {
-  if (K === 0) return false;
+  if (K === 0 || !texturePath.enabled) return false;
   if (M * N * K < TEXTURE_MIN_MACS_PER_PRODUCT || batch * M * N * K < TEXTURE_MIN_MACS) {
     return false;
   }
-  // Rows and batch entries beyond the texture limits are done in chunks; K and N are not.
-  const dim = gpu().limits.maxTextureDimension2D;
-  return 4 * Math.ceil(K / 4) <= dim && Math.ceil(N / 4) <= dim;
+  // Rows, batch entries and K beyond the texture limits are done in chunks; N is not.
+  return Math.ceil(N / 4) <= gpu().limits.maxTextureDimension2D;
 }
 
+/**
+ * Values of `k` per storage-buffer dispatch; 0: {@link MAX_K_BUFFER}, the
+ * most that keeps the kernel within llvmpipe's loop budget.
+ */
+const bufferK = { k: 0 };
+
+/**
+ * Runs the storage-buffer kernel, in blocks of at most {@link MAX_K_BUFFER}
+ * values of `k` (the second and later add their sums to C; see
+ * {@link matmulProgram}): one dispatch unless K is longer.
+ */
 function runBuffered(g: Geometry, o: Operands, act: MatmulAct): void {
   const { M, N, K, batch, sA, sB } = g;
   const tilesN = Math.ceil(N / TN);
-  run(matmulProgram(g.transA, g.transB, !!o.bias, act), {
-    inputs: o.bias ? [o.a, o.b, o.bias] : [o.a, o.b],
-    outputs: [o.out],
-    uniforms: new Uint32Array([M, N, K, batch, sA, sB, tilesN, 0]),
-    workgroups: [Math.ceil(tilesN / WG_X), Math.ceil(Math.ceil(M / TM) / WG_Y), batch],
-    flops: 2 * batch * M * N * K,
-    bytes: 4 * (batch * (M * K + K * N + M * N)),
-  });
+  const kb = Math.min(bufferK.k || MAX_K_BUFFER, MAX_K_BUFFER);
+  for (let k0 = 0; k0 === 0 || k0 < K; k0 += kb) {
+    const k1 = Math.min(K, k0 + kb);
+    run(matmulProgram(g.transA, g.transB, !!o.bias, act), {
+      inputs: o.bias ? [o.a, o.b, o.bias] : [o.a, o.b],
+      outputs: [o.out],
+      uniforms: new Uint32Array([M, N, K, batch, sA, sB, k0, k1]),
+      workgroups: [Math.ceil(tilesN / WG_X), Math.ceil(Math.ceil(M / TM) / WG_Y), batch],
+      flops: 2 * batch * M * N * (k1 - k0),
+      bytes: 4 * (batch * (M * (k1 - k0) + (k1 - k0) * N + (k0 > 0 ? 2 : 1) * M * N)),
+    });
+  }
 }
 
-/** Rows and batch entries per texture-path chunk; 0: the device's texture limits. */
-const textureChunks = { rows: 0, layers: 0 };
+/** Whether products may take the texture path (tests turn it off to reach the other). */
+const texturePath = { enabled: true };
 
 /**
- * Sets how many rows of op(A) and how many batch entries one texture-path
- * product takes at most (0: the device's texture limits), so that tests reach
- * the chunked paths at small sizes whatever the adapter's limits. Returns the
- * previous settings.
+ * Rows, batch entries and values of `k` per texture-path chunk; 0: the
+ * device's texture limits (and, for `k`, {@link MAX_K4_TEXTURE} texels).
+ */
+const textureChunks = { rows: 0, layers: 0, k: 0 };
+
+/**
+ * Sets how many rows of op(A), batch entries and values of `k` one
+ * texture-path product takes at most (0: the device's texture limits; `k` is
+ * rounded down to a multiple of 64), so that tests reach the chunked paths at
+ * small sizes whatever the adapter's limits. Returns the previous settings.
  *
  * @example
  * ```ts
  * import { setMatmulTextureChunks } from "./matmul.ts";
- * const prev = setMatmulTextureChunks({ rows: 40, layers: 3 });
+ * const prev = setMatmulTextureChunks({ rows: 40, layers: 3, k: 128 });
  * setMatmulTextureChunks(prev);
  * ```
  */
 export function setMatmulTextureChunks(
-  o: { rows?: number; layers?: number },
-): { rows: number; layers: number } {
+  o: { rows?: number; layers?: number; k?: number },
+): { rows: number; layers: number; k: number } {
   const prev = { ...textureChunks };
   Object.assign(textureChunks, o);
   return prev;
 }
 
 /**
+ * Sets which paths products may take, for tests and benchmarks: `textures:
+ * false` sends every product to the storage-buffer kernel, and `bufferK`
+ * (0: {@link MAX_K_BUFFER}) caps the values of `k` per storage-buffer
+ * dispatch. Returns the previous settings.
+ *
+ * @example
+ * ```ts
+ * import { setMatmulPaths } from "./matmul.ts";
+ * const prev = setMatmulPaths({ textures: false });
+ * setMatmulPaths(prev);
+ * ```
+ */
+export function setMatmulPaths(
+  o: { textures?: boolean; bufferK?: number },
+): { textures: boolean; bufferK: number } {
+  const prev = { textures: texturePath.enabled, bufferK: bufferK.k };
+  if (o.textures !== undefined) texturePath.enabled = o.textures;
+  if (o.bufferK !== undefined) bufferK.k = o.bufferK;
+  return prev;
+}
+
+/**
  * Packs op(A) and op(B) into scratch textures (a plain copy when the stored
  * layout already is the packed one), then runs the texture kernel; in chunks
- * of rows and of batch entries where those exceed the texture limits.
+ * of rows, of batch entries and of K where those exceed the texture limits
+ * (K also where it exceeds {@link MAX_K4_TEXTURE} texels, llvmpipe's loop
+ * budget): the chunks of K after the first add their sums to C.
  */
 function runTextured(g: Geometry, o: Operands, act: MatmulAct): void {
   const { M, N, K, batch, sA, sB, transA, transB } = g;
   const limits = gpu().limits;
   const dim = textureChunks.rows || limits.maxTextureDimension2D;
   const maxTextureArrayLayers = textureChunks.layers || limits.maxTextureArrayLayers;
-  const K4 = Math.ceil(K / 4);
+  // K per chunk: B's texture is 4·⌈kc/4⌉ rows high. A multiple of 64, so that every chunk but
+  // the last is whole texels and the plain copies below stay possible.
+  const kLimit = Math.min(limits.maxTextureDimension2D, 4 * MAX_K4_TEXTURE, textureChunks.k || K);
+  const kc = K <= kLimit ? K : Math.max(64, Math.floor(kLimit / 64) * 64);
   const N4 = Math.ceil(N / 4);
   const shared = sA === 0 && sB === 0;
   const mc = Math.min(M, dim);
@@ -240,47 +289,56 @@ function runTextured(g: Geometry, o: Operands, act: MatmulAct): void {
   const layersA = sA === 0 ? 1 : bc;
   const layersB = sB === 0 ? 1 : bc;
   // op(A) as [layers, rows, K4] texels along k; op(B) as [layers, 4·K4, N4] texels along n.
-  const at = scratchTexture("A", K4, mc, layersA);
-  const bt = scratchTexture("B", N4, 4 * K4, layersB);
+  const at = scratchTexture("A", Math.ceil(kc / 4), mc, layersA);
+  const bt = scratchTexture("B", N4, 4 * Math.ceil(kc / 4), layersB);
   // A plain copy needs rows of a multiple of 256 bytes and nothing to pad.
   const copyA = !transA && K % 64 === 0;
   const copyB = !transB && N % 64 === 0 && K % 4 === 0;
   for (let b0 = 0; b0 < batch; b0 += bc) {
     const nb = Math.min(bc, batch - b0);
     const lB = sB === 0 ? 1 : nb;
-    if (copyB) {
-      const [s, off] = base(o.b);
-      copyBufferToTexture(s, off + 4 * b0 * sB, 4 * N, K, bt.texture, [N4, K, lB]);
-    } else pack(o.b, bt.view, b0 * sB, K, N, 4 * K4, transB ? K : N, transB, lB, sB);
-    for (let m0 = 0; m0 < M; m0 += mc) {
-      const rows = Math.min(mc, M - m0);
-      const lA = sA === 0 ? 1 : nb;
-      const offA = b0 * sA + (transA ? m0 : m0 * K);
-      if (copyA) {
-        const [s, off] = base(o.a);
-        copyBufferToTexture(s, off + 4 * offA, 4 * K, M, at.texture, [K4, rows, lA]);
-      } else pack(o.a, at.view, offA, rows, K, rows, transA ? M : K, transA, lA, sA);
-      run(matmulTexProgram(!!o.bias, act), {
-        inputs: o.bias ? [at.view, bt.view, o.bias] : [at.view, bt.view],
-        outputs: [o.out],
-        uniforms: new Uint32Array([
-          rows,
-          N,
-          K4,
-          N4,
-          +(sA !== 0),
-          +(sB !== 0),
-          b0 * M * N + m0 * N,
-          M * N,
-        ]),
-        workgroups: [
-          Math.ceil(N4 / (TEX_WG_X * (TEX_TN / 4))),
-          Math.ceil(rows / (TEX_WG_Y * TEX_TM)),
-          nb,
-        ],
-        flops: 2 * nb * rows * N * K,
-        bytes: 4 * (lA * rows * K + lB * K * N + nb * rows * N),
-      });
+    for (let k0 = 0; k0 < K; k0 += kc) {
+      const kn = Math.min(kc, K - k0);
+      const K4 = Math.ceil(kn / 4);
+      const offB = b0 * sB + (transB ? k0 : k0 * N);
+      if (copyB) {
+        const [s, off] = base(o.b);
+        copyBufferToTexture(s, off + 4 * offB, 4 * N, K, bt.texture, [N4, kn, lB]);
+      } else pack(o.b, bt.view, offB, kn, N, 4 * K4, transB ? K : N, transB, lB, sB);
+      for (let m0 = 0; m0 < M; m0 += mc) {
+        const rows = Math.min(mc, M - m0);
+        const lA = sA === 0 ? 1 : nb;
+        const offA = b0 * sA + (transA ? m0 + k0 * M : m0 * K + k0);
+        if (copyA) {
+          const [s, off] = base(o.a);
+          copyBufferToTexture(s, off + 4 * offA, 4 * K, M, at.texture, [K4, rows, lA]);
+        } else pack(o.a, at.view, offA, rows, kn, rows, transA ? M : K, transA, lA, sA);
+        run(matmulTexProgram(!!o.bias, act), {
+          inputs: o.bias ? [at.view, bt.view, o.bias] : [at.view, bt.view],
+          outputs: [o.out],
+          uniforms: new Uint32Array([
+            rows,
+            N,
+            K4,
+            N4,
+            +(sA !== 0),
+            +(sB !== 0),
+            b0 * M * N + m0 * N,
+            M * N,
+            +(k0 === 0),
+            +(k0 + kn === K),
+            0,
+            0,
+          ]),
+          workgroups: [
+            Math.ceil(N4 / (TEX_WG_X * (TEX_TN / 4))),
+            Math.ceil(rows / (TEX_WG_Y * TEX_TM)),
+            nb,
+          ],
+          flops: 2 * nb * rows * N * kn,
+          bytes: 4 * (lA * rows * kn + lB * kn * N + (k0 > 0 ? 2 : 1) * nb * rows * N),
+        });
+      }
     }
   }
 }

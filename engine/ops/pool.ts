@@ -33,7 +33,7 @@
  * @module
  */
 
-import { fmtShape, sizeOf, Tensor, tracks } from "../tensor.ts";
+import { fmtShape, scope, sizeOf, Tensor, tracks } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
 import { run } from "../dispatch.ts";
 import {
@@ -49,9 +49,21 @@ import {
   POOL_UNIFORMS,
   POOL_WG,
 } from "../../kernels/pool.ts";
-import type { KernelProgram } from "../../kernels/program.ts";
+import { type KernelProgram, LOOP_LIMIT } from "../../kernels/program.ts";
 import { reshape } from "./shape.ts";
 import { zeros } from "./elementwise.ts";
+import { mean } from "./reduce.ts";
+
+/**
+ * Loop passes of a pooling kernel invocation over windows of `h × w` values
+ * (forward) or `h × w` candidate windows (backward, {@link POOL_TILE_ROWS}
+ * inputs per invocation), counting a pass per loop exit: llvmpipe allows
+ * 65,535 per invocation in all (`LOOP_BUDGET`, kernels/program.ts), so no
+ * kernel may exceed {@link LOOP_LIMIT} of them.
+ */
+function windowPasses(h: number, w: number): number {
+  return POOL_TILE_ROWS * (h + 2) * (w + 2);
+}
 
 /** A size per spatial axis: one number for both, or `[h, w]`. */
 export type Size2 = number | readonly [number, number];
@@ -140,6 +152,12 @@ function geometry(
   if (padding[0] > kernel[0] >> 1 || padding[1] > kernel[1] >> 1) {
     throw new RangeError(
       `${op}: padding ${fmtShape(padding)} must be at most half of kernelSize ${fmtShape(kernel)}`,
+    );
+  }
+  if (windowPasses(kernel[0], kernel[1]) > LOOP_LIMIT) {
+    throw new RangeError(
+      `${op}: kernelSize ${fmtShape(kernel)} is too large: the kernels loop over a window per ` +
+        `invocation, and llvmpipe ends a shader's loops after 65,535 passes`,
     );
   }
   const [H, W] = x.shape.slice(-2);
@@ -426,6 +444,11 @@ export function adaptiveAvgPool2d(
   if (H === 0 || W === 0) {
     throw new RangeError(`adaptiveAvgPool2d: input ${fmtShape(x.shape)} has an empty plane`);
   }
+  // Windows (forward) or candidate windows (backward) per axis, at most.
+  const span = (n: number, o: number) => Math.max(Math.ceil(n / o), Math.ceil(o / n)) + 1;
+  if (windowPasses(span(H, oh), span(W, ow)) > LOOP_LIMIT) {
+    return adaptiveSeparable(x, H, W, oh, ow);
+  }
   const out = Tensor.empty([N, C, oh, ow]);
   const n = N * C * oh * ow;
   launch(
@@ -437,6 +460,34 @@ export function adaptiveAvgPool2d(
   );
   record("adaptiveAvgPool2d", {}, [x4], out);
   return restore(out, was3d);
+}
+
+/**
+ * Adaptive average pooling with windows too large for one kernel invocation
+ * (llvmpipe's loop budget, see {@link windowPasses}): the rows, then the
+ * columns (the mean over a rectangle is the mean of its row means), each a
+ * recorded op of its own; an axis whose windows alone are too large is
+ * averaged by the reductions (one output, or equal windows), else refused.
+ */
+function adaptiveSeparable(x: Tensor, H: number, W: number, oh: number, ow: number): Tensor {
+  if (oh !== H && ow !== W) {
+    return scope(() => adaptiveAvgPool2d(adaptiveAvgPool2d(x, [oh, W]), [oh, ow]));
+  }
+  const [n, o, axis] = oh !== H ? [H, oh, x.ndim - 2] : [W, ow, x.ndim - 1];
+  if (o === 1) return mean(x, axis, true);
+  if (n % o === 0) {
+    // Equal windows of n / o: a reshape and a mean.
+    return scope(() => {
+      const split = [...x.shape.slice(0, axis), o, n / o, ...x.shape.slice(axis + 1)];
+      return mean(reshape(x, split), axis + 1);
+    });
+  }
+  throw new RangeError(
+    `adaptiveAvgPool2d: input ${fmtShape(x.shape)} to ${oh}×${ow} needs windows of ${
+      Math.ceil(n / o)
+    } values, too many for one kernel invocation (llvmpipe ends a shader's loops after 65,535 ` +
+      `passes)`,
+  );
 }
 
 /** Backward of adaptive average pooling. */

@@ -110,9 +110,16 @@ function reduceRaw(fn: ReduceFn, x: Tensor, axes: number[], keepdim: boolean): T
 /**
  * Most iterations one invocation makes over a reduction. Besides speed (few
  * outputs over long reductions would otherwise run on a few workgroups, i.e. a
- * few CPU threads on llvmpipe), this is a correctness bound: measured here, a
- * single workgroup summing 4,000,037 ones (62,500 iterations per invocation)
- * returned 43,690 while 1,000,003 came out exact.
+ * few CPU threads on llvmpipe), this is a correctness bound: llvmpipe ends a
+ * shader invocation's loops after 65,535 passes in all (`LOOP_BUDGET`,
+ * kernels/program.ts), and the kernels make at most 10 passes per element
+ * (their loop, and the index arithmetic's loop over up to 8 reduced axes).
+ * It explains the wrong sum once measured here: a single workgroup summing
+ * 4,000,037 ones (62,500 iterations of 3 passes per invocation) returned
+ * 43,690 = 2 × 21,845, i.e. each lane stopped after 65,535 / 3 = 21,845 ones,
+ * and of the tree merge that followed, whose loop ran once (as every loop
+ * does once the budget is spent), only its first step remained. So the tree
+ * schedule takes as many parts as this bound needs, whatever the length.
  */
 const MAX_LOOP = 1024;
 
@@ -159,9 +166,7 @@ function reduceBinding(
     return reduceColumns(fn, input, dtype, nRed, nOut, shape);
   }
   const tree = nRed >= 1024;
-  const parts = tree && fn !== "argmax"
-    ? Math.min(1024, Math.ceil(nRed / (REDUCE_WG * MAX_LOOP)))
-    : 1;
+  const parts = tree && fn !== "argmax" ? Math.ceil(nRed / (REDUCE_WG * MAX_LOOP)) : 1;
   if (fn === "argmax" && nRed > REDUCE_WG * MAX_LOOP) {
     throw new RangeError(
       `argmax: reductions longer than ${REDUCE_WG * MAX_LOOP} are not supported`,

@@ -7,15 +7,19 @@
 import { fmtShape, scope, Tensor } from "../tensor.ts";
 import { noGrad, record, type VjpRule } from "../autograd.ts";
 import { run } from "../dispatch.ts";
+import { gpu } from "../device.ts";
 import {
+  crossEntropyGradElementsProgram,
   crossEntropyGradProgram,
   crossEntropyProgram,
+  crossEntropyRowsProgram,
+  SOFTMAX_MAX_ROW,
   softmaxGradProgram,
   softmaxProgram,
 } from "../../kernels/softmax.ts";
-import { div } from "./elementwise.ts";
-import { sum } from "./reduce.ts";
-import { transpose } from "./shape.ts";
+import { add, div, exp, log as logOf, mul, sub } from "./elementwise.ts";
+import { max, sum } from "./reduce.ts";
+import { reshape, transpose } from "./shape.ts";
 
 function rowsUniform(rows: number, n: number, ignore = 0, eps = 0): Uint8Array {
   const u = new ArrayBuffer(16);
@@ -27,12 +31,53 @@ function rowsUniform(rows: number, n: number, ignore = 0, eps = 0): Uint8Array {
 
 const groups = (rows: number) => Math.ceil(rows / 64);
 
+/**
+ * Whether rows of `n` values of `x` take the long-row paths: the
+ * one-invocation-per-row kernels loop over a row twice, within llvmpipe's loop
+ * budget only up to {@link SOFTMAX_MAX_ROW} values (kernels/softmax.ts). A
+ * tensor above one storage binding stays with the kernel, which refuses it
+ * by name.
+ */
+const longRows = (x: Tensor, n: number) =>
+  n > SOFTMAX_MAX_ROW && 4 * x.size <= gpu().limits.maxStorageBufferBindingSize;
+
+/**
+ * Softmax (or log-softmax) over the last axis of rows too long for the row
+ * kernels: the row maximum and the sum of exponentials from the tree
+ * reductions, the rest elementwise. Not recorded.
+ */
+function softmaxLong(x: Tensor, log: boolean): Tensor {
+  return noGrad(() =>
+    scope(() => {
+      const d = sub(x, max(x, -1, true));
+      const e = exp(d);
+      const z = sum(e, -1, true);
+      return log ? sub(d, logOf(z)) : div(e, z);
+    })
+  );
+}
+
+/** `log Σ exp(x)` over the last axis of `x [rows, n]`, as `[rows]`, by reductions. Not recorded. */
+function logSumExp(x: Tensor): Tensor {
+  return noGrad(() =>
+    scope(() => {
+      const m = max(x, -1, true);
+      return reshape(add(m, logOf(sum(exp(sub(x, m)), -1, true))), [x.shape[0]]);
+    })
+  );
+}
+
 function softmaxLast(x: Tensor, log: boolean): Tensor {
   if (x.dtype !== "f32") {
     throw new TypeError(`${log ? "logSoftmax" : "softmax"}: expected f32, got ${x.dtype}`);
   }
   const n = x.shape.at(-1) ?? 1;
   const rows = n === 0 ? 0 : x.size / n;
+  if (rows > 0 && longRows(x, n)) {
+    const y = softmaxLong(x, log);
+    record("softmax", { log }, [x], y, () => [y]);
+    return y;
+  }
   const out = Tensor.empty(x.shape, "f32");
   if (rows > 0) {
     run(softmaxProgram(log), {
@@ -123,7 +168,19 @@ export function crossEntropy(
   const [rows, n] = logits.shape;
   const loss = Tensor.empty([rows], "f32");
   const counted = Tensor.empty([rows], "f32");
-  if (rows > 0) {
+  if (rows > 0 && longRows(logits, n)) {
+    // Row statistics by reductions, then O(1) per row.
+    const lse = logSumExp(logits);
+    const tot = noGrad(() => sum(logits, -1));
+    run(crossEntropyRowsProgram(), {
+      inputs: [logits.storage, labels.storage, lse.storage, tot.storage],
+      outputs: [loss.storage, counted.storage],
+      uniforms: rowsUniform(rows, n, ignoreIndex, labelSmoothing),
+      workgroups: groups(rows),
+    });
+    lse.dispose();
+    tot.dispose();
+  } else if (rows > 0) {
     run(crossEntropyProgram(), {
       inputs: [logits.storage, labels.storage],
       outputs: [loss.storage, counted.storage],
@@ -157,6 +214,16 @@ export const softmaxVjp: VjpRule<"softmax"> = (node, g) => {
   const [y] = node.saved;
   const n = y.shape.at(-1) ?? 1;
   const rows = n === 0 ? 0 : y.size / n;
+  if (rows > 0 && longRows(y, n)) {
+    // log: g − e^y·Σg; else y·(g − Σg·y), the row sums by reductions.
+    return [
+      scope(() =>
+        node.attrs.log
+          ? sub(g, mul(exp(y), sum(g, -1, true)))
+          : mul(y, sub(g, sum(mul(g, y), -1, true)))
+      ),
+    ];
+  }
   const dx = Tensor.empty(y.shape, "f32");
   if (rows > 0) {
     run(softmaxGradProgram(node.attrs.log), {
@@ -174,7 +241,16 @@ export const crossEntropyVjp: VjpRule<"crossEntropy"> = (node, g) => {
   const [x, labels] = node.saved;
   const [rows, n] = x.shape;
   const dx = Tensor.empty(x.shape, "f32");
-  if (rows > 0) {
+  if (rows > 0 && longRows(x, n)) {
+    const lse = logSumExp(x);
+    run(crossEntropyGradElementsProgram(), {
+      inputs: [x.storage, labels.storage, g.storage, lse.storage],
+      outputs: [dx.storage],
+      uniforms: rowsUniform(rows, n, node.attrs.ignoreIndex, node.attrs.labelSmoothing),
+      workgroups: Math.ceil((rows * n) / 64),
+    });
+    lse.dispose();
+  } else if (rows > 0) {
     run(crossEntropyGradProgram(), {
       inputs: [x.storage, labels.storage, g.storage],
       outputs: [dx.storage],

@@ -6,6 +6,7 @@
  */
 
 import { type DType, full, type Tensor, tensor } from "../../mod.ts";
+import { sizeClass } from "../../engine/memory.ts";
 import { assertClose, type CloseOptions, type Ref, ref } from "./reference.ts";
 
 /** The odd sizes every op is tried at: one element, below/above a 32-wide warp or vec4, prime. */
@@ -41,15 +42,21 @@ export async function download(t: Tensor): Promise<Ref> {
  * recently freed buffer of its class, even within the command batch being
  * recorded (the GPU runs the batch in order, so the NaN fill lands before the
  * kernel under test writes). So: allocate `copies` NaN-filled tensors of each
- * size, dispose them, then run the op. Inputs must be uploaded *before*
- * poisoning: uploads skip buffers freed in the current batch (a `writeBuffer`
- * would land before the fill), so they cannot consume the poisoned buffers,
- * but a read-back in between starts a new batch. The test "poison() makes
- * Tensor.empty hand out NaN-filled memory" checks that the trick still works.
+ * size's whole class (every element of the pooled buffer, not only the first
+ * `n`: a slightly larger tensor that gets the buffer must read NaN in its
+ * tail too, not what an earlier test left there), dispose them, then run the
+ * op. Inputs must be uploaded *before* poisoning: uploads skip buffers freed
+ * in the current batch (a `writeBuffer` would land before the fill), so they
+ * cannot consume the poisoned buffers, but a read-back in between starts a
+ * new batch. The test "poison() makes Tensor.empty hand out NaN-filled
+ * memory" checks that the trick still works.
  */
 export function poison(sizes: number[], copies = 3): void {
   const ts: Tensor[] = [];
-  for (const n of sizes) for (let c = 0; c < copies; c++) ts.push(full([n], NaN));
+  for (const n of sizes) {
+    const whole = sizeClass(4 * n) / 4;
+    for (let c = 0; c < copies; c++) ts.push(full([whole], NaN));
+  }
   for (const t of ts) t.dispose();
 }
 

@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { Tensor } from "../../mod.ts";
+import { sizeClass } from "../../engine/memory.ts";
 import {
   argmaxRef,
   assertClose,
@@ -25,6 +26,15 @@ Deno.test("poison() makes Tensor.empty hand out NaN-filled memory", async () => 
     const v = await e.toArray();
     assert.ok(v.every(Number.isNaN), `[${n}]: ${v.slice(0, 4)}`);
     e.dispose();
+    // A larger tensor of the same size class gets one of those buffers: its tail, beyond the n
+    // elements asked for, must be NaN too, not data an earlier tensor left there.
+    const whole = sizeClass(4 * n) / 4;
+    upload(ref([whole], new Array(whole).fill(3))).dispose();
+    poison([n]);
+    const big = Tensor.empty([whole]);
+    const w = await big.toArray();
+    assert.ok(w.every(Number.isNaN), `[${whole}] after poison([${n}]): ${w.slice(-4)}`);
+    big.dispose();
   }
 });
 

@@ -333,6 +333,69 @@ Deno.test("maskedSoftmax() backward is scale·P·(dP − rowsum(dP·P)) (finite 
   m.dispose();
 });
 
+Deno.test("maskedSoftmax() forward and backward over rows beyond the loop budget", async () => {
+  // llvmpipe stops an invocation's loops after 65,535 passes in all (kernels/program.ts): the
+  // storage form's two sweeps of 40,000 keys and the texture form's of 140,000 (35,000
+  // texels each) overran it. Masks: a u32 mask that hides every key of one row (zeros), an
+  // f32 padding mask; and a −∞ score.
+  const r = new Rng(30);
+  const cases: { path: string; minScores: number; n: number; mask: (n: number) => MaskRef }[] = [
+    {
+      path: "storage",
+      minScores: Infinity,
+      n: 40_000,
+      mask: (n) => ({
+        ref: ref([2, n], Array.from({ length: 2 * n }, (_, i) => i < n ? 0 : 1)),
+        dtype: "u32",
+      }),
+    },
+    {
+      path: "texture",
+      minScores: 0,
+      n: 140_000,
+      mask: (n) => ({
+        ref: ref([1, 1, n], Array.from({ length: n }, (_, i) => i % 3 === 0 ? -Infinity : 0)),
+        dtype: "f32",
+      }),
+    },
+  ];
+  for (const c of cases) {
+    const { n } = c;
+    const prev = setAttentionTexturePath({ minScores: c.minScores });
+    try {
+      const s = r.normalRef([1, 2, n], 0, 2);
+      s.data[n + 7] = -Infinity;
+      const mask = c.mask(n);
+      const name = `${c.path} [1, 2, ${n}] ${mask.dtype} mask`;
+      const p = maskedSoftmaxRef(s, mask, 0.5);
+      await checkOp(name, [s, mask], (x, m) => maskedSoftmax(x, { mask: m, scale: 0.5 }), p, {
+        rtol: 2e-4,
+        atol: 1e-8,
+      });
+      // d Σ w·P / ds = scale·P·(w − Σ_row w·P).
+      const w = r.normalRef(s.shape);
+      const want = ref(s.shape);
+      for (let b = 0; b < s.data.length; b += n) {
+        let dot = 0;
+        for (let j = 0; j < n; j++) dot += w.data[b + j] * p.data[b + j];
+        for (let j = 0; j < n; j++) want.data[b + j] = 0.5 * p.data[b + j] * (w.data[b + j] - dot);
+      }
+      const st = upload(s, { requiresGrad: true });
+      const wt = upload(w);
+      const mt = upload(mask.ref, { dtype: mask.dtype });
+      maskedSoftmax(st, { mask: mt, scale: 0.5 }).mul(wt).sum().backward();
+      assertClose(await st.grad!.toArray(), want, {
+        rtol: 1e-4,
+        atol: 1e-7,
+        msg: `${name} backward`,
+      });
+      for (const t of [st, wt, mt]) t.dispose();
+    } finally {
+      setAttentionTexturePath(prev);
+    }
+  }
+});
+
 Deno.test("scaledDotProductAttention() tape saves only q, k, v and P", () => {
   const [B, H, T, D] = [2, 2, 8, 4];
   const q = randn([B, H, T, D]), k = randn([B, H, T, D]), v = randn([B, H, T, D]);

@@ -202,6 +202,64 @@ Deno.test("conv2d() processes images in chunks and splits the weight gradient's 
   }
 });
 
+Deno.test("conv2d() keeps every kernel loop within llvmpipe's loop budget", async () => {
+  // llvmpipe stops an invocation's loops after 65,535 passes in all (kernels/program.ts).
+  // 1,024 taps of 64 input texels are 67,584 passes of the GEMM kernel, and 128 taps of 600
+  // texels 77,056: the forward of the first case and the data gradient of the second (its
+  // pass inputs are w's 2,400 outputs) are summed in blocks. The third has 65,536 output
+  // pixels one wide in one weight-gradient tile: 8,192 pixels per lane at 11 passes each
+  // before the pixels were split to fit.
+  // Each case checks only the pass in question.
+  const r = new Rng(7);
+  const fwd: Case = { x: [1, 256, 32, 32], w: [2, 256, 32, 32], opts: {}, bias: true };
+  const v = inputs(r, fwd);
+  await checkOp(
+    `${label(fwd)}: forward`,
+    [v.x, v.w, v.b!],
+    (x, w, b) => conv2d(x, w, { bias: b }),
+    conv2dRef(v.x, v.w, refOpts(fwd, v.b)),
+    tol(fwd.w),
+  );
+  const dx: Case = { x: [1, 2, 8, 16], w: [2400, 2, 8, 16], opts: {} };
+  const dw: Case = { x: [8, 1, 8223, 1], w: [4, 1, 32, 1], opts: {} };
+  for (const [c, wrt] of [[dx, "dx"], [dw, "dw"]] as [Case, "dx" | "dw"][]) {
+    const { x, w } = inputs(r, c);
+    const [N, , H] = c.x;
+    const [O, , kh] = c.w;
+    const OH = H - kh + 1;
+    const gout = r.nonzero([N, O, OH, c.x[3] - c.w[3] + 1], 0.1, 1);
+    const want = wrt === "dx" ? conv2dGradRef(x, w, gout, refOpts(c)).dx : ref(c.w);
+    if (wrt === "dw") {
+      // dW[o, 0, ky, 0] = Σ_n Σ_oh x[n, 0, oh + ky, 0]·g[n, o, oh, 0] (one channel, one column).
+      for (let o = 0; o < O; o++) {
+        for (let ky = 0; ky < kh; ky++) {
+          let acc = 0;
+          for (let n = 0; n < N; n++) {
+            for (let oh = 0; oh < OH; oh++) {
+              acc += x.data[n * H + oh + ky] * gout.data[(n * O + o) * OH + oh];
+            }
+          }
+          want.data[o * kh + ky] = acc;
+        }
+      }
+    }
+    const xt = upload(x, { requiresGrad: wrt === "dx" });
+    const wt = upload(w, { requiresGrad: wrt === "dw" });
+    const gt = upload(gout);
+    poison([x.data.length, w.data.length]);
+    conv2d(xt, wt).backward(gt);
+    const t = wrt === "dx"
+      ? tol([0, c.w[0], c.w[2], c.w[3]])
+      : { rtol: 1e-5, atol: 2e-7 * N * OH + 1e-6 };
+    const got = await (wrt === "dx" ? xt : wt).grad!.toArray();
+    assertClose(got, want, { ...t, msg: `${label(c)}: ${wrt}` });
+    for (const u of [xt, wt, gt]) {
+      u.grad?.dispose();
+      u.dispose();
+    }
+  }
+});
+
 Deno.test("conv2d() is right for batches of 1, 6, 12 and 96 square images and 6-tap kernels", async () => {
   // wgpu's GL backend makes a 1-layer texture TEXTURE_2D and a square one with a multiple of 6
   // layers a cube map, so these layer counts once read garbage there. 96 is the last batch of a

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { matmul, type MatmulOptions, ones, tensor } from "../../../mod.ts";
 import { setDispatchObserver } from "../../../engine/dispatch.ts";
+import { setMatmulPaths } from "../../../engine/ops/matmul.ts";
 import {
   assertClose,
   matmulRef,
@@ -157,6 +158,51 @@ Deno.test("matmul() with an empty inner axis gives zeros (plus the bias)", async
     3,
     4,
   ]);
+});
+
+Deno.test("matmul() sums a K beyond llvmpipe's loop budget in blocks on the storage path", async () => {
+  // llvmpipe stops a shader invocation's loops after 65,535 passes in all (kernels/program.ts):
+  // one dispatch looping over K = 70,000 summed the first 65,535 terms only. The texture path
+  // is turned off so that these products, which would take it, reach the storage-buffer kernel.
+  const r = new Rng(21);
+  const prev = setMatmulPaths({ textures: false });
+  try {
+    const cases: [number, boolean, boolean, boolean][] = [
+      [70_000, false, false, false],
+      [70_000, true, true, true],
+      [140_000, false, true, false],
+      [140_000, true, false, true],
+    ];
+    // Blocks of 7 at small sizes: batched, every transpose, the epilogue applied once.
+    setMatmulPaths({ bufferK: 7 });
+    for (const [transA, transB] of TRANSPOSES) {
+      const [a, b] = operands(r, [3], [3], 9, 20, 10, transA, transB);
+      const bias = r.nonzero([10], 0.1, 1);
+      await checkOp(
+        `K=20 in blocks of 7, tA=${transA} tB=${transB} bias gelu`,
+        [a, b, bias],
+        (x, y, z) => matmul(x, y, { transA, transB, bias: z, act: "gelu" }),
+        matmulRef(a, b, { transA, transB, bias, act: "gelu" }),
+        tol(20),
+      );
+    }
+    setMatmulPaths({ bufferK: 0 });
+    for (const [K, transA, transB, epilogue] of cases) {
+      const [a, b] = operands(r, [], [], 5, K, 6, transA, transB);
+      const bias = r.nonzero([6], 0.1, 1);
+      const act = epilogue ? "relu" as const : "none" as const;
+      const inputs = epilogue ? [a, b, bias] : [a, b];
+      await checkOp(
+        `K=${K} tA=${transA} tB=${transB}${epilogue ? " bias relu" : ""}`,
+        inputs,
+        (x, y, z) => matmul(x, y, { transA, transB, bias: z, act }),
+        matmulRef(a, b, { transA, transB, bias: epilogue ? bias : undefined, act }),
+        tol(K),
+      );
+    }
+  } finally {
+    setMatmulPaths(prev);
+  }
 });
 
 // ---------------------------------------------------------------- gradients

@@ -132,6 +132,58 @@ Deno.test("matmul() splits rows and batch entries beyond the texture limits", as
   }
 });
 
+Deno.test("matmul() sums a K beyond the texture limit and llvmpipe's loop budget in blocks", async () => {
+  // K = 70,000 and 140,000 need 5 and 9 blocks of the 16,384-texel texture limit here (the
+  // storage path took them before, and its loop stopped after 65,535 terms: kernels/program.ts).
+  // K = 70,016 with N = 64 takes the plain-copy layouts of both operands.
+  const r = new Rng(16);
+  const cases: [number, number, number, boolean, boolean][] = [
+    [5, 70_000, 6, false, false],
+    [5, 70_000, 6, true, true],
+    [5, 140_000, 6, false, true],
+    [5, 140_000, 6, true, false],
+    [1, 70_016, 64, false, false],
+  ];
+  for (const [M, K, N, transA, transB] of cases) {
+    const [a, b] = operands(r, [], [], [M, K, N], transA, transB);
+    await checkOp(
+      `${M}x${K}x${N} tA=${transA} tB=${transB}`,
+      [a, b],
+      (x, y) => matmul(x, y, { transA, transB }),
+      matmulRef(a, b, { transA, transB }),
+      tol(K),
+    );
+  }
+});
+
+Deno.test("matmul() adds the blocks of K with the rows and batch chunks, epilogue once", async () => {
+  // Blocks of 64 values of k (and the row and layer chunks of the test above) at small sizes:
+  // the bias and gelu must apply to the whole sum, once.
+  const r = new Rng(17);
+  const prev = setMatmulTextureChunks({ rows: 40, layers: 3, k: 64 });
+  try {
+    for (
+      const [transA, transB, K] of [[false, false, 200], [true, true, 130], [false, true, 256]] as [
+        boolean,
+        boolean,
+        number,
+      ][]
+    ) {
+      const [a, b] = operands(r, [4], [4], [41, K, 36], transA, transB);
+      const bias = r.nonzero([36], 0.1, 1);
+      await checkOp(
+        `K=${K} tA=${transA} tB=${transB} bias gelu`,
+        [a, b, bias],
+        (x, y, z) => matmul(x, y, { transA, transB, bias: z, act: "gelu" }),
+        matmulRef(a, b, { transA, transB, bias, act: "gelu" }),
+        tol(K),
+      );
+    }
+  } finally {
+    setMatmulTextureChunks(prev);
+  }
+});
+
 Deno.test("matmul() is right for texture layer counts that wgpu's GL backend guesses wrongly", async () => {
   // wgpu's GL backend makes a 1-layer texture TEXTURE_2D and a square one with a multiple of
   // 6 layers a cube map: [16, 64]·[64, 256] packs A as 16×16 and B as 64×64 texels a layer.

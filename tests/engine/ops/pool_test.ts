@@ -307,6 +307,66 @@ Deno.test("adaptiveAvgPool2d() gradients match central differences", async () =>
   }
 });
 
+/** The adjoint of {@link adaptiveRef}: d Σ g·pool(x) / dx. */
+function adaptiveGradRef(g: Ref, H: number, W: number): Ref {
+  const [N, C, OH, OW] = g.shape;
+  const dx = ref([N, C, H, W]);
+  let at = 0;
+  for (let pl = 0; pl < N * C; pl++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++, at++) {
+        const h0 = Math.floor((oh * H) / OH), h1 = Math.ceil(((oh + 1) * H) / OH);
+        const w0 = Math.floor((ow * W) / OW), w1 = Math.ceil(((ow + 1) * W) / OW);
+        const v = g.data[at] / ((h1 - h0) * (w1 - w0));
+        for (let ih = h0; ih < h1; ih++) {
+          for (let iw = w0; iw < w1; iw++) dx.data[pl * H * W + ih * W + iw] += v;
+        }
+      }
+    }
+  }
+  return dx;
+}
+
+Deno.test("adaptiveAvgPool2d() windows beyond the loop budget, forward and backward", async () => {
+  // llvmpipe ends an invocation's loops after 65,535 passes in all (kernels/program.ts): a
+  // window of 300×260 (global pooling) or 300×300, and an input read by 300×300 windows
+  // (growing 1×1 to 300×300, backward) overran it. They are pooled rows first, then columns,
+  // as are windows of 101×150 (within the budget, not within the op's margin).
+  const r = new Rng(7);
+  const cases: [number[], [number, number]][] = [
+    [[2, 3, 300, 260], [1, 1]],
+    [[1, 1, 600, 300], [2, 1]],
+    [[1, 2, 301, 300], [3, 2]],
+    [[1, 2, 1, 1], [300, 300]],
+  ];
+  for (const [shape, [oh, ow]] of cases) {
+    const name = `adaptiveAvgPool2d [${shape}] -> ${oh}x${ow}`;
+    const x = r.nonzero(shape);
+    await checkOp(name, [x], (t) => adaptiveAvgPool2d(t, [oh, ow]), adaptiveRef(x, oh, ow), {
+      rtol: 1e-5,
+      atol: 1e-6,
+    });
+    const g = r.nonzero([shape[0], shape[1], oh, ow]);
+    const xt = upload(x, { requiresGrad: true });
+    const gt = upload(g);
+    adaptiveAvgPool2d(xt, [oh, ow]).backward(gt);
+    assertClose(await xt.grad!.toArray(), adaptiveGradRef(g, shape[2], shape[3]), {
+      rtol: 1e-5,
+      atol: 1e-6,
+      msg: `${name} backward`,
+    });
+    for (const t of [xt, gt]) t.dispose();
+  }
+  assert.throws(
+    () => adaptiveAvgPool2d(zeros([1, 1, 100_001, 1]), [2, 1]),
+    /adaptiveAvgPool2d: input \[1, 1, 100001, 1\] to 2×1 needs windows of 50001 values/,
+  );
+  assert.throws(
+    () => maxPool2d(zeros([1, 1, 200, 200]), { kernelSize: 150 }),
+    /kernelSize \[150, 150\] is too large/,
+  );
+});
+
 // ---------------------------------------------------------------- PyTorch fixtures
 
 interface Fx {

@@ -47,6 +47,12 @@ const TREE: [number[], Axes][] = [
   [[100, 200], undefined],
   [[2, 12288], 1],
   [[12288, 3], 0],
+  // 200,000 values along one axis (contiguous, strided, and the middle one of three): llvmpipe
+  // ends an invocation's loops after 65,535 passes in all (kernels/program.ts), so the parts
+  // must keep every lane's share short (1,024 values).
+  [[3, 200_000], 1],
+  [[200_000, 3], 0],
+  [[2, 200_000, 2], 1],
 ];
 
 const REDUCERS: ["sum" | "mean" | "max" | "min", (x: Tensor, a: Axes, k: boolean) => Tensor][] = [

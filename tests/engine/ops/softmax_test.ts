@@ -6,7 +6,14 @@ import {
   softmax,
   tensor,
 } from "../../../mod.ts";
-import { crossEntropyRef, type Ref, ref, Rng, softmaxRef } from "../../helpers/reference.ts";
+import {
+  assertClose,
+  crossEntropyRef,
+  type Ref,
+  ref,
+  Rng,
+  softmaxRef,
+} from "../../helpers/reference.ts";
 import { checkOp, SIZES, upload } from "../../helpers/gpu.ts";
 import { gradcheck } from "../../helpers/gradcheck.ts";
 
@@ -167,4 +174,106 @@ Deno.test("softmax() masks -Infinity entries and handles 0-d and length-1 rows",
     0,
     0,
   ]);
+});
+
+// ---------------------------------------------------------------- long rows
+
+/**
+ * Row lengths around llvmpipe's loop budget (65,535 loop passes per invocation, all loops
+ * together: kernels/program.ts): 30,522 (BERT's vocabulary; the row kernels' two sweeps fit,
+ * their former three did not) and 70,000 (beyond one sweep: the long-row paths).
+ */
+const LONG_ROWS = [30_522, 70_000];
+
+/** `Σ_j w·y` per row of `y [rows, n]`. */
+function rowDots(y: Ref, w: Ref, n: number): number[] {
+  const out: number[] = [];
+  for (let o = 0; o < y.data.length; o += n) {
+    let d = 0;
+    for (let j = 0; j < n; j++) d += w.data[o + j] * y.data[o + j];
+    out.push(d);
+  }
+  return out;
+}
+
+Deno.test("softmax() and logSoftmax() forward and backward over rows beyond the loop budget", async () => {
+  const r = new Rng(20);
+  for (const n of LONG_ROWS) {
+    const x = r.normalRef([2, n], 0, 3);
+    x.data[5] = -Infinity; // a masked entry takes no part
+    const w = r.normalRef([2, n]);
+    for (const log of [false, true]) {
+      const fn = log ? logSoftmax : softmax;
+      const y = softmaxRef(x, -1, log);
+      // The f32 sum of n exponentials carries a relative error of about √n·ε or more.
+      await checkOp(`${log ? "log" : ""}softmax [2, ${n}]`, [x], (t) => fn(t), y, {
+        rtol: 2e-4,
+        atol: log ? 1e-4 : 1e-8,
+      });
+      // d Σ w·f(x) / dx: softmax y·(w − Σw·y); log-softmax w − softmax(x)·Σw.
+      const p = log ? softmaxRef(x) : y;
+      const dots = log ? rowDots(p, ref(w.shape, w.data.map(() => 1)), n) : rowDots(y, w, n);
+      const sums = rowDots(w, ref(w.shape, w.data.map(() => 1)), n);
+      const want = ref(
+        x.shape,
+        x.data.map((_, i) => {
+          const row = Math.floor(i / n);
+          return log ? w.data[i] - p.data[i] * sums[row] : y.data[i] * (w.data[i] - dots[row]);
+        }),
+      );
+      const xt = upload(x, { requiresGrad: true });
+      const wt = upload(w);
+      fn(xt).mul(wt).sum().backward();
+      // Log-softmax: e^y carries y's error, times Σw (|Σw| ≈ √n here) against terms w ≈ 1.
+      assertClose(await xt.grad!.toArray(), want, {
+        rtol: 1e-4,
+        atol: log ? 1e-4 : 1e-6,
+        msg: `${log ? "log" : ""}softmax backward [2, ${n}]`,
+      });
+      xt.dispose();
+      wt.dispose();
+    }
+  }
+});
+
+Deno.test("crossEntropy() forward and backward over rows beyond the loop budget", async () => {
+  const r = new Rng(21);
+  for (const n of LONG_ROWS) {
+    for (const opts of [{ labelSmoothing: 0.1 }, { ignoreIndex: 3, reduction: "sum" as const }]) {
+      const x = r.normalRef([4, n], 0, 2);
+      const y = labelsFor(r, 4, n, opts.ignoreIndex);
+      await checkOp(
+        `CE [4, ${n}] ${JSON.stringify(opts)}`,
+        [x, { ref: y, dtype: "i32" }],
+        (a, b) => crossEntropy(a, b, opts),
+        crossEntropyRef(x, y.data, opts),
+        { rtol: 1e-5, atol: 1e-4 },
+      );
+      // d loss / dx = (softmax(x) − t) per counted row, over the count for the mean.
+      const eps = opts.labelSmoothing ?? 0;
+      const ignore = opts.ignoreIndex ?? -100;
+      const p = softmaxRef(x);
+      const counted = Array.from(y.data).filter((v) => v !== ignore).length;
+      const scale = "reduction" in opts ? 1 : 1 / counted;
+      const want = ref(
+        x.shape,
+        x.data.map((_, i) => {
+          const row = Math.floor(i / n);
+          if (y.data[row] === ignore) return 0;
+          const t = (i - row * n === y.data[row] ? 1 - eps : 0) + eps / n;
+          return (p.data[i] - t) * scale;
+        }),
+      );
+      const xt = upload(x, { requiresGrad: true });
+      const yt = upload(y, { dtype: "i32" });
+      crossEntropy(xt, yt, opts).backward();
+      assertClose(await xt.grad!.toArray(), want, {
+        rtol: 1e-4,
+        atol: 1e-7,
+        msg: `CE backward [4, ${n}] ${JSON.stringify(opts)}`,
+      });
+      xt.dispose();
+      yt.dispose();
+    }
+  }
 });

@@ -67,7 +67,7 @@ export interface LabelRule {
 }
 
 /** The rule `frz:labels` uses (chosen by the sweep in smartfrz/README.md). */
-export const DEFAULT_RULE: LabelRule = { window: 6, maxVariance: 1e-4, floor: 0.98 };
+export const DEFAULT_RULE: LabelRule = { window: 6, maxVariance: 1e-4, floor: 0.995 };
 
 /**
  * Labels of one CKA curve: `true` at probe `t` when the last `window` values

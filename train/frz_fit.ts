@@ -14,7 +14,8 @@
  * Held-out figures count only the probe points themselves.
  *
  * ```
- * deno task frz:fit [--labels runs/frz-labels] [--steps 600] [--save PATH] [--no-holdout]
+ * deno task frz:fit [--labels runs/frz-labels] [--steps 1200] [--holdout-steps 600] [--save PATH]
+ *                   [--no-holdout]
  * ```
  *
  * @module
@@ -215,7 +216,8 @@ async function main(argv: string[]): Promise<number> {
     args: argv,
     options: {
       labels: { type: "string", default: "runs/frz-labels" },
-      steps: { type: "string", default: "600" },
+      steps: { type: "string", default: "1200" },
+      "holdout-steps": { type: "string", default: "600" },
       save: { type: "string" },
       "no-holdout": { type: "boolean", default: false },
       seed: { type: "string", default: "0" },
@@ -224,6 +226,7 @@ async function main(argv: string[]): Promise<number> {
   await initGpu();
   console.log(`device: ${gpu().label}`);
   const steps = Number(values.steps);
+  const holdoutSteps = Number(values["holdout-steps"]);
   const seed = Number(values.seed);
   const series = await loadSeries(values.labels!, DEFAULT_RULE);
   const all = samples(series);
@@ -243,15 +246,16 @@ async function main(argv: string[]): Promise<number> {
     }
     const heldSeed = (s: Sample) => s.s.seed === lastSeed.get(s.s.workload);
     console.log("held out by seed:");
-    const a = await fit(all.filter((s) => !heldSeed(s)), steps, seed, console.log);
+    const a = await fit(all.filter((s) => !heldSeed(s)), holdoutSteps, seed, console.log);
     const r = await score(a, all.filter(heldSeed));
     a.dispose();
     console.log(`  ${fmt(r)}`);
     report.heldOutBySeed = fmt(r);
+    report.holdoutSteps = String(holdoutSteps);
     // Held out by architecture: each workload in turn.
     for (const w of workloads) {
       console.log(`held out: ${w}`);
-      const b = await fit(all.filter((s) => s.s.workload !== w), steps, seed, console.log);
+      const b = await fit(all.filter((s) => s.s.workload !== w), holdoutSteps, seed, console.log);
       const rb = await score(b, all.filter((s) => s.s.workload === w));
       b.dispose();
       console.log(`  ${fmt(rb)}`);

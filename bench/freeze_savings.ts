@@ -16,18 +16,9 @@
  */
 
 import { parseArgs } from "node:util";
-import {
-  crossEntropy,
-  memoryStats,
-  optim,
-  resetPeakMemory,
-  scope,
-  synchronize,
-  type Tensor,
-  tensor,
-} from "../mod.ts";
+import { memoryStats, optim, resetPeakMemory, synchronize } from "../mod.ts";
 import { gpu, initGpu } from "../engine/device.ts";
-import { buildModel, isTextModel } from "../train/models.ts";
+import { benchModel } from "./bench_model.ts";
 import { FrozenPrefix } from "../smartfrz/units.ts";
 import { median } from "./peers_ref.ts";
 
@@ -48,35 +39,15 @@ const T = Number(values.tokens);
 const reps = Number(values.reps);
 await initGpu();
 
-const text = isTextModel(name);
-const built = buildModel(name, {
-  channels: 1,
-  height: 28,
-  width: 28,
-  classes: 2,
-  text: text ? { vocabSize: 30522, maxLength: T } : undefined,
-}, { hidden: 256, width: Number(values.width), patchSize: 7 });
-const forward = built.forward ?? ((x: Tensor) => built.model.forward(x));
-// One fixed batch: random token ids (all attended) or random pixels.
-const sample = built.sampleShape.reduce((a, b) => a * b, 1);
-const x = text
-  ? Int32Array.from({ length: B * sample }, (_, i) => {
-    const part = Math.floor(i / T) % 3;
-    return part === 0 ? 1000 + ((i * 7919) % 29000) : part === 1 ? 0 : 1;
-  })
-  : Float32Array.from({ length: B * sample }, (_, i) => Math.sin(i * 0.37));
-const y = Int32Array.from({ length: B }, (_, i) => i % 2);
+const { built, step: stepWith } = benchModel(name, {
+  batch: B,
+  tokens: T,
+  width: Number(values.width),
+});
 const opt = new optim.AdamW(built.model.parameters(), { lr: 1e-4 });
 const prefix = new FrozenPrefix(built.units);
 
-function step(): void {
-  scope(() => {
-    const loss = crossEntropy(forward(tensor(x, { shape: [B, ...built.sampleShape] })), tensor(y));
-    loss.backward();
-    opt.step();
-    opt.zeroGrad();
-  });
-}
+const step = () => stepWith(opt);
 
 console.log(`${built.description} on ${gpu().label}, batch ${B}`);
 const rows: { frozen: string; ms: number; peakMiB: number; savedTime: string; savedMem: string }[] =

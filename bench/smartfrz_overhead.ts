@@ -14,9 +14,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { crossEntropy, optim, scope, synchronize, type Tensor, tensor } from "../mod.ts";
+import { optim, synchronize } from "../mod.ts";
 import { gpu, initGpu } from "../engine/device.ts";
-import { buildModel, isTextModel } from "../train/models.ts";
+import { benchModel } from "./bench_model.ts";
 import { SmartFRZ } from "../smartfrz/smartfrz.ts";
 import { median } from "./peers_ref.ts";
 
@@ -38,36 +38,17 @@ const reps = Number(values.reps);
 const stepsPerEpoch = Number(values["steps-per-epoch"]);
 await initGpu();
 
-const text = isTextModel(name);
-const built = buildModel(name, {
-  channels: 1,
-  height: 28,
-  width: 28,
-  classes: 2,
-  text: text ? { vocabSize: 30522, maxLength: T } : undefined,
-}, { hidden: 256, width: Number(values.width), patchSize: 7 });
-const forward = built.forward ?? ((x: Tensor) => built.model.forward(x));
-const sample = built.sampleShape.reduce((a, b) => a * b, 1);
-const x = text
-  ? Int32Array.from({ length: B * sample }, (_, i) => {
-    const part = Math.floor(i / T) % 3;
-    return part === 0 ? 1000 + ((i * 7919) % 29000) : part === 1 ? 0 : 1;
-  })
-  : Float32Array.from({ length: B * sample }, (_, i) => Math.sin(i * 0.37));
-const y = Int32Array.from({ length: B }, (_, i) => i % 2);
+const { built, step: stepWith } = benchModel(name, {
+  batch: B,
+  tokens: T,
+  width: Number(values.width),
+});
 const opt = new optim.SGD(built.model.parameters(), { lr: 1e-3, momentum: 0.9 });
 // threshold > 1: the controller decides but never freezes, so every decision asks every unit.
 const frz = await SmartFRZ.create(built.units, { stepsPerEpoch, optimizer: opt, threshold: 2 });
 const ctx = { step: 0, epoch: 1, stepsPerEpoch, log: () => {} };
 
-function step(): void {
-  scope(() => {
-    const loss = crossEntropy(forward(tensor(x, { shape: [B, ...built.sampleShape] })), tensor(y));
-    loss.backward();
-    opt.step();
-    opt.zeroGrad();
-  });
-}
+const step = () => stepWith(opt);
 
 async function time(fn: () => void | Promise<unknown>, n: number): Promise<number> {
   const ts: number[] = [];

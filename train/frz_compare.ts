@@ -18,7 +18,7 @@
  *
  * ```
  * deno task frz:compare [--out bench/results/frz-compare] [--runs runs/frz-compare] [--quick]
- *                       [--only WORKLOAD,...]
+ *                       [--data DIR] [--only WORKLOAD,...]
  *                       [--methods none,smartfrz,...] [--seeds 1,2,3]
  * ```
  *
@@ -303,6 +303,7 @@ async function runOne(
   seed: number,
   out: string,
   runsDir: string,
+  extra: string[],
 ): Promise<CompareRun> {
   const resultPath = `${out}/results/${w.name}/${method}-s${seed}.json`;
   if (await exists(resultPath)) return JSON.parse(await Deno.readTextFile(resultPath));
@@ -317,6 +318,7 @@ async function runOne(
     "--allow-env",
     new URL("./main.ts", import.meta.url).pathname,
     ...w.flags,
+    ...(w.flags.includes("--dataset") ? [] : extra),
     ...METHODS[method],
     "--seed",
     String(seed),
@@ -370,6 +372,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       out: { type: "string" },
       runs: { type: "string" },
+      data: { type: "string" },
       quick: { type: "boolean", default: false },
       only: { type: "string" },
       methods: { type: "string" },
@@ -379,7 +382,7 @@ async function main(argv: string[]): Promise<number> {
   });
   if (values.help) {
     console.log(
-      "Usage: deno task frz:compare [--out DIR] [--runs DIR] [--quick] [--only WORKLOAD,...] " +
+      "Usage: deno task frz:compare [--out DIR] [--runs DIR] [--data DIR] [--quick] [--only WORKLOAD,...] " +
         "[--methods M,...] [--seeds 1,2,3]\n\n" +
         `Workloads: ${WORKLOADS.map((w) => w.name).join(", ")}; methods: ${
           Object.keys(METHODS).join(", ")
@@ -390,6 +393,8 @@ async function main(argv: string[]): Promise<number> {
   const out = values.out ?? (values.quick ? "runs/frz-compare-quick" : "bench/results/frz-compare");
   // Run directories (checkpoints, logs) stay out of the repository; results are small.
   const runsDir = values.runs ?? `runs/frz-compare${values.quick ? "-quick" : ""}`;
+  // --data DIR: Fashion-MNIST's IDX files for the image workloads (as `deno task train --data`).
+  const extra = values.data ? ["--data", values.data] : [];
   const only = values.only?.split(",");
   const workloads = (values.quick ? QUICK : WORKLOADS).filter((w) =>
     !only || only.includes(w.name)
@@ -410,7 +415,7 @@ async function main(argv: string[]): Promise<number> {
         i++;
         const done = await exists(`${out}/results/${w.name}/${m}-s${seed}.json`);
         console.log(`[${i}/${total}] ${w.name} ${m} seed ${seed}${done ? ": done before" : ""}`);
-        runs.push(await runOne(w, m, seed, out, runsDir));
+        runs.push(await runOne(w, m, seed, out, runsDir, extra));
         await writeOutputs(out, runs);
       }
     }

@@ -25,6 +25,7 @@ import {
   convergenceLabels,
   DEFAULT_RULE,
   LabelRecorder,
+  type LabelRule,
   type UnitRecord,
 } from "../smartfrz/labels.ts";
 import { prepareData } from "./datasets.ts";
@@ -32,7 +33,6 @@ import { buildModel, type BuiltModel } from "./models.ts";
 import { makeOptimizer, parseTrainArgs, schedule, type TrainArgs, warmupSteps } from "./main.ts";
 import { train, type TrainerHook } from "./trainer.ts";
 import { FrozenPrefix } from "../smartfrz/units.ts";
-import type { LabelRule } from "../smartfrz/labels.ts";
 import type { StepContext } from "../smartfrz/hooks.ts";
 
 /** One kind of training run the labels come from. */

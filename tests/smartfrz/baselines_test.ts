@@ -1,24 +1,9 @@
 import assert from "node:assert/strict";
 import { manualSeed, nn, optim, type Tensor } from "../../mod.ts";
 import { BatchLoader } from "../../data/loader.ts";
-import type { ImageSet } from "../../data/image_set.ts";
+import { toy } from "./_toy.ts";
 import { train } from "../../train/trainer.ts";
 import { AutoFreeze, LinearFreezing } from "../../smartfrz/mod.ts";
-
-/** A separable toy set: class c brightens pixel band c. */
-function toy(n: number, seed: number): ImageSet {
-  const images = new Uint8Array(n * 64);
-  const labels = new Uint8Array(n);
-  let s = seed;
-  for (let i = 0; i < n; i++) {
-    labels[i] = i % 4;
-    for (let p = 0; p < 64; p++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      images[i * 64 + p] = Math.floor(p / 16) === i % 4 ? 180 + (s >>> 27) : s >>> 27;
-    }
-  }
-  return { images, labels, n, height: 8, width: 8, channels: 1, classes: ["a", "b", "c", "d"] };
-}
 
 function deepMlp() {
   const l0 = new nn.Linear(64, 32);

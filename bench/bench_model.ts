@@ -1,0 +1,45 @@
+/**
+ * One model and one fixed batch for the step benchmarks (freeze_savings.ts,
+ * smartfrz_overhead.ts): a model of `train/models.ts` on 1×28×28 images or
+ * on token ids, random-looking but deterministic inputs, and a training step.
+ *
+ * @module
+ */
+
+import { crossEntropy, type optim, scope, type Tensor, tensor } from "../mod.ts";
+import { buildModel, isTextModel } from "../train/models.ts";
+
+/** Builds `name` (width for ResNets) with a batch of `batch` samples (`tokens` per text). */
+export function benchModel(name: string, o: { batch: number; tokens: number; width: number }) {
+  const text = isTextModel(name);
+  const built = buildModel(name, {
+    channels: 1,
+    height: 28,
+    width: 28,
+    classes: 2,
+    text: text ? { vocabSize: 30522, maxLength: o.tokens } : undefined,
+  }, { hidden: 256, width: o.width, patchSize: 7 });
+  const forward = built.forward ?? ((x: Tensor) => built.model.forward(x));
+  // One fixed batch: random token ids (all attended) or random pixels.
+  const sample = built.sampleShape.reduce((a, b) => a * b, 1);
+  const B = o.batch, T = o.tokens;
+  const x = text
+    ? Int32Array.from({ length: B * sample }, (_, i) => {
+      const part = Math.floor(i / T) % 3;
+      return part === 0 ? 1000 + ((i * 7919) % 29000) : part === 1 ? 0 : 1;
+    })
+    : Float32Array.from({ length: B * sample }, (_, i) => Math.sin(i * 0.37));
+  const y = Int32Array.from({ length: B }, (_, i) => i % 2);
+  /** One training step with `opt` (forward, backward, update), tensors released. */
+  const step = (opt: optim.Optimizer) =>
+    scope(() => {
+      const loss = crossEntropy(
+        forward(tensor(x, { shape: [B, ...built.sampleShape] })),
+        tensor(y),
+      );
+      loss.backward();
+      opt.step();
+      opt.zeroGrad();
+    });
+  return { built, step };
+}

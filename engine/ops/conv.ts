@@ -519,7 +519,8 @@ function convPass(
             Math.ceil(Math.ceil(p.Jg / 4) / (nt * GEMM_WGY)),
             p.G,
           ],
-          flops: (flops * (t1 - t0) * (q1 - q0)) / (taps * Cg4),
+          // (A phase of a strided backward pass may have no taps: no FLOPs, not 0/0.)
+          flops: taps * Cg4 > 0 ? (flops * (t1 - t0) * (q1 - q0)) / (taps * Cg4) : 0,
           bytes,
         });
       }

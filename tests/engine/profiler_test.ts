@@ -32,3 +32,37 @@ for (const timestamps of [true, false]) {
     b.dispose();
   });
 }
+
+Deno.test("flopCount() adds every kernel's FLOPs, all finite, through a ResNet's strided backward", async () => {
+  const { crossEntropy, flopCount, models, optim, tensor } = await import("../../mod.ts");
+  const { setDispatchObserver } = await import("../../engine/dispatch.ts");
+  const bad = new Set<string>();
+  let declared = 0;
+  setDispatchObserver({
+    onDispatch(name, flops) {
+      if (!Number.isFinite(flops)) bad.add(name);
+      declared += flops;
+      return undefined;
+    },
+    beforeSubmit() {},
+    afterSubmit() {},
+    syncEach: false,
+  });
+  const before = flopCount();
+  try {
+    const net = models.resnet18({ numClasses: 3, cifarStem: true, baseChannels: 4, inChannels: 1 });
+    const opt = new optim.SGD(net.parameters(), { lr: 0.1, momentum: 0.9 });
+    scope(() => {
+      const y = tensor(new Int32Array(2), { dtype: "i32" });
+      crossEntropy(net.forward(randn([2, 1, 12, 12])), y).backward();
+      opt.step();
+    });
+    net.dispose();
+  } finally {
+    setDispatchObserver(null);
+  }
+  const counted = flopCount() - before;
+  assert.deepEqual([...bad], [], "kernels that declared non-finite FLOPs");
+  assert.ok(Number.isFinite(counted) && counted > 0);
+  assert.ok(Math.abs(counted - declared) <= 1e-9 * declared, `${counted} vs ${declared}`);
+});

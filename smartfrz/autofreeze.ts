@@ -10,15 +10,18 @@
  * leading run of converged units is frozen (front to back, never skipping a
  * unit; the last unit stays trainable).
  *
- * The accumulation is one GPU add per parameter per step; the norms are read
- * back only at the interval's end.
+ * The accumulation is one GPU add per parameter per step (and one copy of the
+ * active units' gradients in memory); the norms are read back only at the
+ * interval's end. The sums are not checkpointed: after a resume the first,
+ * partial interval is not compared (the next full one is compared with the
+ * last full one before the interruption).
  *
  * @module
  */
 
 import { add, keep, mul, noGrad, sqrt, sum, type Tensor, zeros } from "../engine/mod.ts";
 import type { StepContext, TrainerHook } from "./hooks.ts";
-import { type FreezeOptions, type FreezeUnit, FrozenPrefix } from "./units.ts";
+import { type FreezeOptions, type FreezeUnit, FrozenPrefix, unitParameters } from "./units.ts";
 
 /** Options of {@link AutoFreeze}. */
 export interface AutoFreezeOptions extends FreezeOptions {
@@ -54,6 +57,8 @@ export class AutoFreeze extends FrozenPrefix implements TrainerHook {
 
   /** Per active unit, the gradients summed since the interval began (one tensor per parameter). */
   #acc: (Tensor | null)[][] = [];
+  /** Steps summed into #acc (an interval cut short by a resume has fewer than `interval`). */
+  #summed = 0;
   /** Norms of the accumulated gradients at an interval's end, waiting to be read. */
   #norms: Tensor[] | null = null;
 
@@ -61,7 +66,7 @@ export class AutoFreeze extends FrozenPrefix implements TrainerHook {
   afterBackward(ctx: { step: number }): void {
     noGrad(() => {
       for (let u = this.count; u < this.units.length; u++) {
-        const params = this.units[u].modules.flatMap((m) => m.parameters());
+        const params = unitParameters(this.units[u]);
         const acc = this.#acc[u] ??= params.map(() => null);
         params.forEach((p, i) => {
           if (!p.grad) return;
@@ -70,7 +75,13 @@ export class AutoFreeze extends FrozenPrefix implements TrainerHook {
           prev?.dispose();
         });
       }
+      this.#summed++;
       if (ctx.step % this.#interval !== 0) return;
+      if (this.#summed < this.#interval) {
+        // A partial interval (the run resumed inside it): its norm is not comparable.
+        this.#clearSums();
+        return;
+      }
       this.#norms = this.units.slice(this.count).map((_, k) => {
         const acc = this.#acc[this.count + k] ?? [];
         let s = zeros([]);
@@ -91,6 +102,14 @@ export class AutoFreeze extends FrozenPrefix implements TrainerHook {
   #clearSums(): void {
     for (const acc of this.#acc) for (const t of acc ?? []) t?.dispose();
     this.#acc = [];
+    this.#summed = 0;
+  }
+
+  /** Frees the interval's sums. */
+  dispose(): void {
+    this.#clearSums();
+    for (const t of this.#norms ?? []) t.dispose();
+    this.#norms = null;
   }
 
   /** A frozen unit's sums are dropped. */

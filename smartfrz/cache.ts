@@ -11,8 +11,9 @@
  * The cache fills itself during ordinary steps: in the first epoch after a
  * freeze each batch runs the prefix once (starting from the previous, shorter
  * prefix's cache when that one is complete) and the new unit's output is read
- * back and stored. A unit whose outputs for the whole training set exceed the
- * budget is not cached (the longest complete shorter prefix is used instead).
+ * back and stored. A unit whose outputs for the whole training set do not fit
+ * the budget (together with the cache being read) is not cached; a complete
+ * cache of a shorter prefix, if there is one, is still read.
  * Only training steps use the cache; evaluation runs the whole model.
  *
  * For text models whose batches are padded to their longest row, a sample's
@@ -27,8 +28,7 @@ import { keep, type Tensor, tensor } from "../engine/tensor.ts";
 import { reshape } from "../engine/ops/shape.ts";
 import { noGrad } from "../engine/autograd.ts";
 import type { StepContext, TrainerHook } from "./hooks.ts";
-import type { FreezeUnit, FrozenPrefix } from "./units.ts";
-import type { Module } from "../engine/nn/module.ts";
+import { type FrozenPrefix, unitOutput } from "./units.ts";
 
 /** Options of {@link ForwardCache}. */
 export interface ForwardCacheOptions {
@@ -54,8 +54,8 @@ interface UnitCache {
   /** Floats per sample. */
   stride: number;
   data: Float32Array;
-  /** Rows stored per sample (for variable-length outputs; else the full count). */
-  rows: Uint16Array | null;
+  /** Whether the rows axis varies by batch (padded text). */
+  rows: boolean;
   filled: Uint8Array;
   count: number;
 }
@@ -79,7 +79,6 @@ export class ForwardCache implements TrainerHook {
   readonly #tooBig = new Set<number>();
   #restore: (() => void)[] = [];
   #pending: { unit: number; indices: Uint32Array; out: Tensor } | null = null;
-  #pendingOut: Tensor | null = null;
   /** Training steps that read the cache, and steps that filled it. */
   hits = 0;
   fills = 0;
@@ -124,11 +123,14 @@ export class ForwardCache implements TrainerHook {
   #feed(j: number, indices: Uint32Array): void {
     const c = this.#caches.get(j)!;
     const units = this.#ctl.units;
-    const out = outputOf(units[j]);
+    const out = unitOutput(units[j]);
     for (let u = 0; u <= j; u++) {
       for (const m of units[u].modules) {
-        if (m === out) continue;
-        m.setForwardOverride((inputs) => inputs[0] as Tensor);
+        // A module holding the output module keeps running (its inner modules are handled).
+        if (m === out || m.modules().includes(out)) continue;
+        // Pass the input through as a view, so that a caller disposing "its" result cannot
+        // release the caller's own tensor.
+        m.setForwardOverride((inputs) => reshape(inputs[0] as Tensor, (inputs[0] as Tensor).shape));
         this.#restore.push(() => m.setForwardOverride(null));
       }
     }
@@ -142,11 +144,10 @@ export class ForwardCache implements TrainerHook {
 
   /** Captures unit `t`'s output during this step's forward, to store after the step. */
   #capture(t: number, indices: Uint32Array): void {
-    const out = outputOf(this.#ctl.units[t]);
+    const out = unitOutput(this.#ctl.units[t]);
     const remove = out.registerForwardHook((_m, _in, y) => {
-      this.#pendingOut?.dispose();
-      this.#pendingOut = noGrad(() => keep(reshape(y, y.shape)));
-      this.#pending = { unit: t, indices, out: this.#pendingOut };
+      this.#pending?.out.dispose();
+      this.#pending = { unit: t, indices, out: noGrad(() => keep(reshape(y, y.shape))) };
     });
     this.#restore.push(remove);
   }
@@ -161,7 +162,6 @@ export class ForwardCache implements TrainerHook {
     this.#undo();
     const p = this.#pending;
     this.#pending = null;
-    this.#pendingOut = null;
     if (!p) return;
     try {
       // Stored even when the prefix grew at this step: the unit is still frozen, its outputs valid.
@@ -175,11 +175,24 @@ export class ForwardCache implements TrainerHook {
   #store(unit: number, indices: Uint32Array, shape: readonly number[], data: Float32Array): void {
     let c = this.#caches.get(unit);
     const n = shape[0];
+    const name = this.#ctl.units[unit].name;
+    if (n !== indices.length) {
+      throw new RangeError(
+        `ForwardCache: unit "${name}" produced ${n} rows for a batch of ${indices.length} samples ` +
+          "(one forward pass per training step is expected)",
+      );
+    }
     const variable = shape.length === 3 && this.#o.maxRows !== undefined;
+    if (variable && shape[1] > this.#o.maxRows!) {
+      throw new RangeError(
+        `ForwardCache: unit "${name}" output [${shape}] has more rows than maxRows ${this.#o.maxRows}`,
+      );
+    }
     if (!c) {
       const sampleShape = variable ? [this.#o.maxRows!, shape[2]] : shape.slice(1);
       const stride = sampleShape.reduce((a, b) => a * b, 1);
-      if (stride * this.#o.samples * 4 > this.#o.budgetBytes) {
+      // The budget covers every cache held at once (a shorter prefix's feeds this one's filling).
+      if (this.bytes + stride * this.#o.samples * 4 > this.#o.budgetBytes) {
         this.#tooBig.add(unit);
         return;
       }
@@ -187,22 +200,24 @@ export class ForwardCache implements TrainerHook {
         sampleShape,
         stride,
         data: new Float32Array(stride * this.#o.samples),
-        rows: variable ? new Uint16Array(this.#o.samples) : null,
+        rows: variable,
         filled: new Uint8Array(this.#o.samples),
         count: 0,
       };
       this.#caches.set(unit, c);
     }
     const per = data.length / n;
+    if (!c.rows && per !== c.stride) {
+      throw new RangeError(
+        `ForwardCache: unit "${name}" output [${shape}] does not match its cached shape [${c.sampleShape}]`,
+      );
+    }
     for (let b = 0; b < n; b++) {
       const i = indices[b];
       const dst = i * c.stride;
-      if (c.rows) {
-        const rows = shape[1];
-        c.data.fill(0, dst, dst + c.stride);
-        c.data.set(data.subarray(b * per, (b + 1) * per), dst);
-        c.rows[i] = rows;
-      } else c.data.set(data.subarray(b * per, (b + 1) * per), dst);
+      // Rows beyond this batch's length (padded text) are zeros.
+      if (c.rows) c.data.fill(0, dst + per, dst + c.stride);
+      c.data.set(data.subarray(b * per, (b + 1) * per), dst);
       if (!c.filled[i]) {
         c.filled[i] = 1;
         c.count++;
@@ -235,7 +250,7 @@ export class ForwardCache implements TrainerHook {
     for (const r of this.#restore.splice(0).reverse()) r();
   }
 
-  /** Which units are cached, how completely, and the bytes held. */
+  /** Which units are cached and how completely (see {@link ForwardCache.bytes} for the bytes). */
   stats(): { unit: string; filled: number; samples: number }[] {
     return [...this.#caches.entries()].map(([u, c]) => ({
       unit: this.#ctl.units[u].name,
@@ -247,11 +262,8 @@ export class ForwardCache implements TrainerHook {
   /** Frees the cache. */
   dispose(): void {
     this.#undo();
-    this.#pendingOut?.dispose();
+    this.#pending?.out.dispose();
+    this.#pending = null;
     this.#caches.clear();
   }
-}
-
-function outputOf(u: FreezeUnit): Module {
-  return u.output ?? u.modules[u.modules.length - 1];
 }

@@ -16,7 +16,7 @@ import { reshape } from "../engine/ops/shape.ts";
 import { keep, scope, type Tensor } from "../engine/tensor.ts";
 import type { StepContext, TrainerHook } from "./hooks.ts";
 import { WeightHistory } from "./history.ts";
-import type { FreezeUnit } from "./units.ts";
+import { type FreezeUnit, unitOutput } from "./units.ts";
 
 /**
  * Runs `forward` (without a tape) and returns each unit's output, flattened
@@ -35,13 +35,17 @@ import type { FreezeUnit } from "./units.ts";
 export function captureUnitOutputs(units: FreezeUnit[], forward: () => Tensor): Tensor[] {
   const outs: (Tensor | null)[] = units.map(() => null);
   const removers = units.map((u, i) =>
-    (u.output ?? u.modules[u.modules.length - 1]).registerForwardHook((_m, _in, out) => {
+    unitOutput(u).registerForwardHook((_m, _in, out) => {
       outs[i]?.dispose();
       outs[i] = keep(reshape(out, [out.shape[0], -1]));
     })
   );
   try {
-    noGrad(() => scope(() => forward()));
+    noGrad(() =>
+      scope(() => {
+        forward(); // the logits are released with the scope
+      })
+    );
   } finally {
     for (const r of removers) r();
   }

@@ -172,9 +172,12 @@ export async function loadPredictor(
       : new URL(source, `file://${Deno.cwd()}/`);
     name = url.href;
     try {
-      bytes = url.protocol === "file:"
-        ? await Deno.readFile(url)
-        : new Uint8Array(await (await fetch(url)).arrayBuffer());
+      if (url.protocol === "file:") bytes = await Deno.readFile(url);
+      else {
+        const res = await fetch(url);
+        if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText}`);
+        bytes = new Uint8Array(await res.arrayBuffer());
+      }
     } catch (e) {
       throw new Error(`loadPredictor: cannot read ${name}: ${e instanceof Error ? e.message : e}`);
     }
@@ -195,6 +198,9 @@ export async function loadPredictor(
   }
   try {
     predictor.loadStateDict(sd);
+  } catch (e) {
+    predictor.dispose();
+    throw new Error(`loadPredictor: ${name}: ${e instanceof Error ? e.message : e}`);
   } finally {
     for (const t of Object.values(sd)) t.dispose();
   }

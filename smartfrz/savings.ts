@@ -37,7 +37,9 @@ export interface FreezeSavings {
  * ```
  */
 export function freezeSavings(results: EpochResult[]): FreezeSavings | null {
-  const unfrozen = results.filter((r) => (r.frozenAtStart ?? r.frozenLayers) === 0 && r.steps);
+  // Unfrozen throughout: nothing frozen when the epoch ended (a freeze decided at its very end, as
+  // SmartFRZ's, is counted after the result is taken). Epochs that froze mid-way are not baseline.
+  const unfrozen = results.filter((r) => r.frozenLayers === 0 && r.steps);
   if (unfrozen.length === 0) return null;
   const base = unfrozen.length > 1 ? unfrozen.slice(1) : unfrozen;
   const steps = base.reduce((a, r) => a + r.steps!, 0);

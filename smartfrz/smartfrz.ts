@@ -115,9 +115,14 @@ export class SmartFRZ extends FrozenPrefix implements TrainerHook {
     units: FreezeUnit[],
     o: Omit<SmartFRZOptions, "predictor"> & { predictor?: FreezePredictor },
   ): Promise<SmartFRZ> {
-    const predictor = o.predictor ?? (await loadPredictor()).predictor;
-    return new SmartFRZ(units, { ...o, predictor });
+    if (o.predictor) return new SmartFRZ(units, { ...o, predictor: o.predictor });
+    const frz = new SmartFRZ(units, { ...o, predictor: (await loadPredictor()).predictor });
+    frz.#ownsPredictor = true;
+    return frz;
   }
+
+  /** Whether dispose() also frees the predictor (one that create() loaded). */
+  #ownsPredictor = false;
 
   /** Records snapshots (and decides, with `decideEvery` in steps). */
   async onStepEnd(ctx: StepContext): Promise<void> {
@@ -211,8 +216,9 @@ export class SmartFRZ extends FrozenPrefix implements TrainerHook {
     this.decisions = st.decisions ?? [];
   }
 
-  /** Frees the history. */
+  /** Frees the history (and the predictor when {@link SmartFRZ.create} loaded it). */
   dispose(): void {
     this.history.dispose();
+    if (this.#ownsPredictor) this.#predictor.dispose();
   }
 }

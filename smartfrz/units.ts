@@ -37,6 +37,11 @@ export interface FreezeUnit {
   output?: nn.Module;
 }
 
+/** The module whose forward output is the unit's output. */
+export function unitOutput(u: FreezeUnit): nn.Module {
+  return u.output ?? u.modules[u.modules.length - 1];
+}
+
 /** The parameters of a unit, in module order. */
 export function unitParameters(u: FreezeUnit): Tensor[] {
   return u.modules.flatMap((m) => m.parameters());

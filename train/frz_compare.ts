@@ -25,6 +25,7 @@
  * @module
  */
 
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { barChart, freezeTimeline, lineChart } from "./report/charts.ts";
 import { escapeHtml, page, runColor, table } from "./report/html.ts";
@@ -329,6 +330,7 @@ async function runOne(
   const t0 = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
     args,
+    cwd: new URL("../", import.meta.url).pathname,
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
@@ -392,7 +394,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const out = values.out ?? (values.quick ? "runs/frz-compare-quick" : "bench/results/frz-compare");
   // Run directories (checkpoints, logs) stay out of the repository; results are small.
-  const runsDir = values.runs ?? `runs/frz-compare${values.quick ? "-quick" : ""}`;
+  const runsDir = resolve(values.runs ?? `runs/frz-compare${values.quick ? "-quick" : ""}`);
   // --data DIR: Fashion-MNIST's IDX files for the image workloads (as `deno task train --data`).
   const extra = values.data ? ["--data", values.data] : [];
   const only = values.only?.split(",");

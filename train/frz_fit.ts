@@ -225,8 +225,15 @@ async function main(argv: string[]): Promise<number> {
   });
   await initGpu();
   console.log(`device: ${gpu().label}`);
-  const steps = Number(values.steps);
-  const holdoutSteps = Number(values["holdout-steps"]);
+  const count = (flag: string, v: string | undefined) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new Error(`--${flag}: expected a positive integer, got "${v}"`);
+    }
+    return n;
+  };
+  const steps = count("steps", values.steps);
+  const holdoutSteps = count("holdout-steps", values["holdout-steps"]);
   const seed = Number(values.seed);
   const series = await loadSeries(values.labels!, DEFAULT_RULE);
   const all = samples(series);

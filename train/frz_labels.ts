@@ -129,7 +129,10 @@ async function setup(w: LabelWorkload, seed: number, epochs: number) {
   const optimizer = makeOptimizer(a, built.model.parameters());
   // The probe: the first held-out batch (500 images or 256 texts), never trained on.
   let pb = null;
-  for await (const b of data.test.batches()) pb ??= b;
+  for await (const b of data.test.batches()) {
+    pb = b;
+    break;
+  }
   const probeShape = [pb!.size, ...(pb!.shape ?? built.sampleShape)];
   const probeWith = (m: BuiltModel) => () => {
     const x = tensor(pb!.x, { shape: probeShape });

@@ -443,10 +443,12 @@ export abstract class Module {
   }
 
   /** Installs (or removes) the instance-level forward that runs hooks and overrides. */
+  #wrapped = false;
+
   #wrapForward(): void {
     const wanted = this.#hooks.length > 0 || this.#override !== null;
-    const installed = Object.hasOwn(this, "forward");
-    if (wanted === installed) return;
+    if (wanted === this.#wrapped) return;
+    this.#wrapped = wanted;
     if (!wanted) {
       delete (this as { forward?: unknown }).forward;
       return;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { manualSeed, nn, optim, type Tensor } from "../../mod.ts";
+import { manualSeed, nn, optim, randn, smartfrz, type Tensor } from "../../mod.ts";
 import { BatchLoader } from "../../data/loader.ts";
 import { toy } from "./_toy.ts";
 import { train } from "../../train/trainer.ts";
@@ -85,4 +85,67 @@ Deno.test("AutoFreeze freezes a leading run of units and keeps the last one trai
   assert.ok(hook.count >= 1 && hook.count <= 2, `frozen ${hook.frozen()}`);
   assert.equal(hook.frozen()[0], "0");
   model.dispose();
+});
+
+Deno.test("AutoFreeze compares whole intervals only: a resumed, partial interval is skipped", async () => {
+  manualSeed(4);
+  const { model, units } = deepMlp();
+  const grads = () => {
+    for (const p of model.parameters()) {
+      p.grad?.dispose();
+      p.grad = randn(p.shape);
+    }
+  };
+  const ctx = (step: number) => ({ step, epoch: 1, stepsPerEpoch: 100, log: () => {} });
+  const a = new AutoFreeze(units, { interval: 4 });
+  for (let s = 1; s <= 4; s++) {
+    grads();
+    a.afterBackward(ctx(s));
+    await a.onStepEnd(ctx(s));
+  }
+  const saved = JSON.parse(JSON.stringify(a.state())) as { previous: number[] };
+  assert.equal(saved.previous.length, 3, "a full interval records every active unit's norm");
+  // Resumed at step 6: steps 7 and 8 end the interval with 2 of its 4 steps summed.
+  const b = new AutoFreeze(units, { interval: 4 });
+  b.restoreState(saved);
+  for (let s = 7; s <= 8; s++) {
+    grads();
+    b.afterBackward(ctx(s));
+    await b.onStepEnd(ctx(s));
+  }
+  assert.deepEqual(
+    b.state(),
+    saved,
+    "the partial interval neither compares nor replaces the norms",
+  );
+  // The next whole interval is compared.
+  for (let s = 9; s <= 12; s++) {
+    grads();
+    b.afterBackward(ctx(s));
+    await b.onStepEnd(ctx(s));
+  }
+  assert.notDeepEqual(b.state(), saved);
+  a.dispose();
+  b.dispose();
+  for (const p of model.parameters()) p.grad?.dispose();
+  model.dispose();
+});
+
+Deno.test("freezeSavings takes its baseline from epochs that ended with nothing frozen", () => {
+  const e = (epoch: number, seconds: number, frozenAtStart: number, frozenLayers: number) => ({
+    epoch,
+    seconds,
+    flops: seconds,
+    steps: 10,
+    frozenAtStart,
+    frozenLayers,
+    trainLoss: 0,
+    testAccuracy: 0,
+    peakBytes: 100,
+    samplesPerSecond: 0,
+  });
+  // Epoch 3 froze half-way (linear freezing, AutoFreeze): cheaper, so not a baseline epoch.
+  const s = smartfrz.freezeSavings([e(1, 10, 0, 0), e(2, 10, 0, 0), e(3, 7, 0, 2), e(4, 4, 2, 2)])!;
+  assert.equal(s.baselineEpochs, 1);
+  assert.ok(Math.abs(s.time - (1 - 31 / 40)) < 1e-12, `${s.time}`);
 });

@@ -138,3 +138,26 @@ Deno.test("padded outputs are stored per sample and reassembled at any batch len
   cache.dispose();
   unit.dispose();
 });
+
+Deno.test("the cache refuses outputs that do not match the batch (and names the unit)", async () => {
+  const unit = new Rows();
+  const ctl = new smartfrz.FrozenPrefix([{ name: "rows", modules: [unit] }]);
+  ctl.freezeNext();
+  const cache = new smartfrz.ForwardCache(ctl, { samples: 4, maxRows: 2 });
+  const ctx = { step: 1, epoch: 1, stepsPerEpoch: 1, log: () => {} };
+  // Three rows of output for a batch of two samples.
+  cache.beforeForward({ size: 2, indices: Uint32Array.from([0, 1]) });
+  const x = tensor(new Float32Array(6), { shape: [3, 2] });
+  unit.forward(x).dispose();
+  cache.afterBackward();
+  await assert.rejects(cache.onStepEnd(ctx), /unit "rows" produced 3 rows for a batch of 2/);
+  // Longer text rows than maxRows.
+  cache.beforeForward({ size: 2, indices: Uint32Array.from([0, 1]) });
+  const y = tensor(new Float32Array(6), { shape: [2, 3] });
+  unit.forward(y).dispose();
+  cache.afterBackward();
+  await assert.rejects(cache.onStepEnd(ctx), /more rows than maxRows 2/);
+  for (const t of [x, y]) t.dispose();
+  cache.dispose();
+  unit.dispose();
+});

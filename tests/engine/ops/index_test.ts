@@ -1,4 +1,6 @@
-import { gather, indexSelect, scatterAdd } from "../../../mod.ts";
+import assert from "node:assert/strict";
+import { gather, indexSelect, scatterAdd, tensor } from "../../../mod.ts";
+import { gatherInto } from "../../../engine/ops/index.ts";
 import {
   gatherRef,
   indexSelectRef,
@@ -217,4 +219,22 @@ Deno.test("scatterAdd() backward matches finite differences for base and src", a
       });
     }
   }
+});
+
+Deno.test("gatherInto() writes picked entries into a range of an existing tensor, past 65,535 workgroups", async () => {
+  // 65,535 workgroups of 64 cover 4,194,240 entries; a few more need the folded grid.
+  const n = 65_535 * 64 + 1000;
+  const src = new Float32Array(5000).map((_, i) => i * 0.5 - 7);
+  const idx = Int32Array.from({ length: n }, (_, j) => (j * 7919) % 5000);
+  const dst = tensor(new Float32Array(n + 3).fill(-1));
+  const x = tensor(src);
+  const index = tensor(idx, { dtype: "i32" });
+  gatherInto(dst, 3, x, index);
+  const got = (await dst.toArray()) as Float32Array;
+  assert.deepEqual(Array.from(got.subarray(0, 3)), [-1, -1, -1]);
+  let bad = 0;
+  for (let j = 0; j < n; j++) if (got[3 + j] !== src[idx[j]]) bad++;
+  assert.equal(bad, 0, `${bad} of ${n} entries wrong`);
+  assert.throws(() => gatherInto(dst, 10, x, index), /gatherInto: .* offset \+ index length/);
+  for (const v of [dst, x, index]) v.dispose();
 });

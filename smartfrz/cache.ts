@@ -27,7 +27,7 @@
 import { keep, type Tensor, tensor } from "../engine/tensor.ts";
 import { reshape } from "../engine/ops/shape.ts";
 import { noGrad } from "../engine/autograd.ts";
-import type { StepContext, TrainerHook } from "./hooks.ts";
+import type { IndexedBatch, StepContext, TrainerHook } from "./hooks.ts";
 import { type FrozenPrefix, unitOutput } from "./units.ts";
 
 /** Options of {@link ForwardCache}. */
@@ -38,14 +38,6 @@ export interface ForwardCacheOptions {
   budgetBytes?: number;
   /** For outputs `[N, T, H]` whose T varies by batch (padded text): the largest T. */
   maxRows?: number;
-}
-
-/** The batch fields the cache reads. */
-export interface IndexedBatch {
-  /** Samples in the batch. */
-  size: number;
-  /** Dataset indices of the samples, in batch order. */
-  indices?: Uint32Array;
 }
 
 interface UnitCache {

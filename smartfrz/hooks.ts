@@ -24,8 +24,6 @@ export interface EpochResult {
   samplesPerSecond: number;
   /** Layers frozen at the end of the epoch. */
   frozenLayers: number;
-  /** Layers frozen when the epoch began. */
-  frozenAtStart?: number;
   /** Optimisation steps in the epoch. */
   steps?: number;
   /** Floating-point operations of the epoch's training steps, counted from the kernels dispatched. */
@@ -35,6 +33,14 @@ export interface EpochResult {
    * evaluation, across resumes (time before an interruption included).
    */
   elapsed?: number;
+}
+
+/** The batch fields a hook sees before the forward pass. */
+export interface IndexedBatch {
+  /** Samples in the batch. */
+  size: number;
+  /** Dataset indices of the samples, in batch order (when the loader has them). */
+  indices?: Uint32Array;
 }
 
 /** Context handed to hooks. */
@@ -52,7 +58,7 @@ export interface StepContext {
 /** Callbacks at step and epoch boundaries. */
 export interface TrainerHook {
   /** Before a training step's forward pass, with the batch's sample indices when the loader has them. */
-  beforeForward?(batch: { size: number; indices?: Uint32Array }): void;
+  beforeForward?(batch: IndexedBatch): void;
   /** After backward, before the optimizer uses the gradients (synchronous: record GPU work only). */
   afterBackward?(ctx: { step: number; epoch: number }): void;
   /** After each optimisation step. */

@@ -10,7 +10,7 @@
 
 export { AutoFreeze, type AutoFreezeOptions } from "./autofreeze.ts";
 export { LinearFreezing, type LinearFreezingOptions } from "./linear.ts";
-export type { EpochResult, StepContext, TrainerHook } from "./hooks.ts";
+export type { EpochResult, IndexedBatch, StepContext, TrainerHook } from "./hooks.ts";
 export {
   type FreezeOptions,
   type FreezeUnit,
@@ -44,4 +44,4 @@ export {
   type LabelRule,
   type UnitRecord,
 } from "./labels.ts";
-export { ForwardCache, type ForwardCacheOptions, type IndexedBatch } from "./cache.ts";
+export { ForwardCache, type ForwardCacheOptions } from "./cache.ts";

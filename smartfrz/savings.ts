@@ -29,9 +29,9 @@ export interface FreezeSavings {
  * @example
  * ```ts
  * import { freezeSavings } from "./savings.ts";
- * const e = (epoch: number, seconds: number, flops: number, frozenAtStart: number) =>
- *   ({ epoch, seconds, flops, steps: 10, frozenAtStart, frozenLayers: frozenAtStart,
- *      trainLoss: 0, testAccuracy: 0, peakBytes: 100 - 10 * frozenAtStart, samplesPerSecond: 0 });
+ * const e = (epoch: number, seconds: number, flops: number, frozen: number) =>
+ *   ({ epoch, seconds, flops, steps: 10, frozenLayers: frozen,
+ *      trainLoss: 0, testAccuracy: 0, peakBytes: 100 - 10 * frozen, samplesPerSecond: 0 });
  * const s = freezeSavings([e(1, 12, 100, 0), e(2, 10, 100, 0), e(3, 5, 40, 2), e(4, 5, 40, 2)])!;
  * console.log(s.time.toFixed(2), s.flops.toFixed(2), s.peakBytes.toFixed(2)); // "0.20" "0.30" "0.20"
  * ```

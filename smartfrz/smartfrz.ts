@@ -80,8 +80,6 @@ export class SmartFRZ extends FrozenPrefix implements TrainerHook {
   readonly history: WeightHistory;
   /** Every decision so far (for reports). */
   decisions: FreezeDecision[] = [];
-  /** Milliseconds spent deciding (predictor and read-back), for overhead reports. */
-  decideMs = 0;
   readonly #predictor: FreezePredictor;
   readonly #snapshotEvery: number;
   readonly #decideEvery: "epoch" | number;
@@ -143,7 +141,6 @@ export class SmartFRZ extends FrozenPrefix implements TrainerHook {
    * Returns the units frozen.
    */
   async decide(ctx: StepContext): Promise<FreezeUnit[]> {
-    const t0 = performance.now();
     const asked: number[] = [];
     for (let i = 0; i < this.units.length; i++) {
       if (this.isFrozen(i) || !this.history.ready(i)) continue;
@@ -194,7 +191,6 @@ export class SmartFRZ extends FrozenPrefix implements TrainerHook {
         probability: p,
       });
     });
-    this.decideMs += performance.now() - t0;
     return frozen;
   }
 

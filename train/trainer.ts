@@ -177,7 +177,7 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
   let step = 0;
   let history: EpochResult[] = [];
   // Running totals of the current epoch (restored on resume, so a resumed epoch's figures are whole).
-  let epochAcc = { sum: 0, steps: 0, samples: 0, seconds: 0, flops: 0, frozenAtStart: -1 };
+  let epochAcc = { sum: 0, steps: 0, samples: 0, seconds: 0, flops: 0 };
   let window = { sum: 0, steps: 0 };
   // Wall-clock seconds of the run before this process (restored on resume).
   let wallBefore = 0;
@@ -249,7 +249,6 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
     let inEpoch = Math.round(epochAcc.steps);
     let t0 = performance.now();
     let f0 = flopCount();
-    if (epochAcc.frozenAtStart < 0) epochAcc.frozenAtStart = frozenNames().length;
     let lastLoss: number | undefined;
     const flushWindow = async () => {
       if (inWindow === 0) return;
@@ -351,13 +350,12 @@ export async function train(o: TrainerOptions): Promise<EpochResult[]> {
       peakBytes: memoryStats().peakBytes,
       samplesPerSecond: epochAcc.samples / seconds,
       frozenLayers: frozenNames().length,
-      frozenAtStart: epochAcc.frozenAtStart,
       steps: epochAcc.steps,
       flops,
       elapsed: wall(),
     };
     history.push(r);
-    epochAcc = { sum: 0, steps: 0, samples: 0, seconds: 0, flops: 0, frozenAtStart: -1 };
+    epochAcc = { sum: 0, steps: 0, samples: 0, seconds: 0, flops: 0 };
     log.write({ type: "epoch", ...r, testAccuracy: evaluate_ ? testAccuracy : null });
     print(
       `epoch ${epoch}: train loss ${trainLoss.toFixed(4)}, ` +

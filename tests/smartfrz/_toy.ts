@@ -1,5 +1,6 @@
 /** A separable toy image set for the freezing tests: class c brightens pixel band c of 8×8 images. */
 import type { ImageSet } from "../../data/image_set.ts";
+import { BatchLoader } from "../../data/loader.ts";
 
 /** `n` images of 8×8 pixels in 4 classes, pseudo-random noise from `seed`. */
 export function toy(n: number, seed: number): ImageSet {
@@ -14,4 +15,18 @@ export function toy(n: number, seed: number): ImageSet {
     }
   }
   return { images, labels, n, height: 8, width: 8, channels: 1, classes: ["a", "b", "c", "d"] };
+}
+
+/** The toy training set (256 images, shuffled batches of 32) and its held-out set (64 images). */
+export function toyLoaders(): { train: BatchLoader; test: BatchLoader } {
+  return {
+    train: new BatchLoader(toy(256, 1), {
+      batchSize: 32,
+      shuffle: true,
+      seed: 3,
+      mean: 0,
+      std: 255,
+    }),
+    test: new BatchLoader(toy(64, 2), { batchSize: 64, mean: 0, std: 255 }),
+  };
 }

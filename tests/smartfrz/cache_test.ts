@@ -6,8 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { manualSeed, nn, noGrad, optim, randn, smartfrz, type Tensor, tensor } from "../../mod.ts";
-import { BatchLoader } from "../../data/loader.ts";
-import { toy } from "./_toy.ts";
+import { toyLoaders } from "./_toy.ts";
 import { train } from "../../train/trainer.ts";
 
 /** Freezes the first two units at the end of epoch 1. */
@@ -35,14 +34,7 @@ async function run(cached: boolean) {
   const ctl = new FreezeAfterFirstEpoch(smartfrz.unitsOf(model), { optimizer: opt });
   const cache = new smartfrz.ForwardCache(ctl, { samples: 256 });
   const losses: number[] = [];
-  const trainSet = new BatchLoader(toy(256, 1), {
-    batchSize: 32,
-    shuffle: true,
-    seed: 3,
-    mean: 0,
-    std: 255,
-  });
-  const testSet = new BatchLoader(toy(64, 2), { batchSize: 64, mean: 0, std: 255 });
+  const { train: trainSet, test: testSet } = toyLoaders();
   const results = await train({
     model,
     optimizer: opt,
@@ -53,10 +45,7 @@ async function run(cached: boolean) {
     logEvery: 1,
     progress: false,
     print: () => {},
-    hooks: [ctl, ...(cached ? [cache] : []), {
-      onStepEnd: () => {},
-    }],
-    runDir: undefined,
+    hooks: [ctl, ...(cached ? [cache] : [])],
   });
   for (const r of results) losses.push(r.trainLoss);
   const weights = await Promise.all(model.parameters().map((p) => p.toArray()));

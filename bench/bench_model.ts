@@ -6,7 +6,7 @@
  * @module
  */
 
-import { crossEntropy, type optim, scope, type Tensor, tensor } from "../mod.ts";
+import { crossEntropy, keep, noGrad, type optim, scope, type Tensor, tensor } from "../mod.ts";
 import { buildModel, isTextModel } from "../train/models.ts";
 
 /** Builds `name` (width for ResNets) with a batch of `batch` samples (`tokens` per text). */
@@ -30,16 +30,49 @@ export function benchModel(name: string, o: { batch: number; tokens: number; wid
     })
     : Float32Array.from({ length: B * sample }, (_, i) => Math.sin(i * 0.37));
   const y = Int32Array.from({ length: B }, (_, i) => i % 2);
-  /** One training step with `opt` (forward, backward, update), tensors released. */
-  const step = (opt: optim.Optimizer) =>
+  /**
+   * One training step with `opt` (forward, backward, update), tensors released;
+   * `phase` is told when each part starts (the step profile labels kernels with it).
+   */
+  const step = (opt: optim.Optimizer, phase: (name: string) => void = () => {}) =>
     scope(() => {
+      phase("forward");
       const loss = crossEntropy(
         forward(tensor(x, { shape: [B, ...built.sampleShape] })),
         tensor(y),
       );
+      phase("backward");
       loss.backward();
+      phase("optimizer");
       opt.step();
       opt.zeroGrad();
     });
-  return { built, step };
+  /** The loss of a forward pass alone (no tape, no update), read back. */
+  const loss = async (): Promise<number> => {
+    const l = noGrad(() =>
+      scope(() =>
+        keep(crossEntropy(forward(tensor(x, { shape: [B, ...built.sampleShape] })), tensor(y)))
+      )
+    );
+    const v = await l.item();
+    l.dispose();
+    return v;
+  };
+  /** One training step (as `step`) whose loss is read back, as PyTorch's `loss.item()`. */
+  const stepLoss = async (opt: optim.Optimizer): Promise<number> => {
+    const l = scope(() => {
+      const l = crossEntropy(
+        forward(tensor(x, { shape: [B, ...built.sampleShape] })),
+        tensor(y),
+      );
+      l.backward();
+      opt.step();
+      opt.zeroGrad();
+      return keep(l);
+    });
+    const v = await l.item();
+    l.dispose();
+    return v;
+  };
+  return { built, step, stepLoss, loss, text, x, y };
 }

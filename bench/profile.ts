@@ -20,12 +20,29 @@
  *   deno task profile batchnorm --n 16 --c 64 --h 32 --w 32 [--op train|eval] [--backward]
  *   deno task profile attention --b 32 --h 4 --t 128 --d 64 [--mask] [--dropout 0.1] [--backward]
  *
+ * Or one whole training step of a model of `deno task train`, its kernels
+ * grouped by phase (forward through the loss, backward, optimizer):
+ *
+ *   deno task profile --model resnet18 --width 16 --batch 128 [--steps 3]
+ *   deno task profile --model bert-mini --batch 32 --tokens 64
+ *
+ * Vision models get 1×28×28 inputs and SGD with momentum 0.9; text models
+ * random token ids and AdamW. Times are GPU timestamps (each dispatch in its
+ * own compute pass, timed at its start and end) where the adapter offers
+ * `timestamp-query`, else queue completions (see `engine/profiler.ts`). The
+ * step's wall time, without the profiler, is measured first and printed next
+ * to the kernels' sum: the difference is what the GPU did not spend in
+ * kernels (CPU recording, submission, waiting).
+ *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import * as F from "../mod.ts";
-import { formatProfile, profile } from "../engine/profiler.ts";
+import { formatPhases, formatProfile, profile, profilePhase } from "../engine/profiler.ts";
+import { benchModel } from "./bench_model.ts";
+import { flushErrors } from "../engine/dispatch.ts";
+import { gpu } from "../engine/device.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -55,6 +72,11 @@ const { values, positionals } = parseArgs({
     d: { type: "string" },
     mask: { type: "boolean" },
     dropout: { type: "string" },
+    model: { type: "string" },
+    width: { type: "string" },
+    batch: { type: "string" },
+    tokens: { type: "string" },
+    steps: { type: "string" },
   },
 });
 const int = (v: string | undefined, d: number) => (v === undefined ? d : Number.parseInt(v, 10));
@@ -263,6 +285,48 @@ function setup(): Body {
       );
       Deno.exit(2);
   }
+}
+
+if (values.model) {
+  await profileStep(values.model);
+  Deno.exit(0);
+}
+
+/** `--model`: one training step's kernels, by phase, against the step's wall time. */
+async function profileStep(name: string) {
+  const batch = int(values.batch, 128), tokens = int(values.tokens, 64);
+  const { built, step, text } = benchModel(name, { batch, tokens, width: int(values.width, 16) });
+  const params = built.model.parameters();
+  const opt = text
+    ? new F.optim.AdamW(params, { lr: 1e-4, weightDecay: 0.01 })
+    : new F.optim.SGD(params, { lr: 0.05, momentum: 0.9 });
+  const steps = int(values.steps, 3);
+  // Two warm-up steps (pipelines compile, the buffer pool fills), then timed ones.
+  const walls: number[] = [];
+  for (let i = 0; i < 2 + steps; i++) {
+    const t = performance.now();
+    step(opt);
+    await flushErrors();
+    if (i >= 2) walls.push(performance.now() - t);
+  }
+  const { report } = await profile(async () => {
+    for (let i = 0; i < steps; i++) step(opt, profilePhase);
+    await flushErrors();
+  });
+  const sum = report.kernels.reduce((a, k) => a + k.totalMs, 0) / steps;
+  const wall = walls.sort((a, b) => a - b)[walls.length >> 1];
+  console.log(
+    `${name} training step, batch ${batch}${text ? ` × ${tokens} tokens` : ""}, ` +
+      `${params.length} parameter tensors, on ${gpu().label}; per step, mean of ${steps}:\n`,
+  );
+  console.log(formatPhases(report, steps));
+  console.log(
+    `kernels ${sum.toFixed(1)} ms per step (${report.timing}); step wall time without the ` +
+      `profiler ${wall.toFixed(1)} ms (median of ${steps}); kernels/wall ${
+        (sum / wall).toFixed(3)
+      }; ` +
+      `wall with the profiler ${(report.wallMs / steps).toFixed(1)} ms`,
+  );
 }
 
 const body = setup();

@@ -82,10 +82,17 @@ export interface OpAttrs {
   /** 2-D adaptive average pooling over NCHW (the output size is the gradient's). */
   adaptiveAvgPool2d: Record<never, never>;
   /**
-   * Batch normalisation over NCHW; inputs are `[x, weight?, bias?]` as the
-   * flags say. Running-statistics updates are not part of the op.
+   * Batch normalisation over NCHW, with an optional fused residual add and
+   * ReLU; inputs are `[x, weight?, bias?, residual?]` as the flags say.
+   * Running-statistics updates are not part of the op.
    */
-  batchNorm: { training: boolean; weight: boolean; bias: boolean };
+  batchNorm: {
+    training: boolean;
+    weight: boolean;
+    bias: boolean;
+    residual: boolean;
+    relu: boolean;
+  };
   /** Layer normalisation over the last axis; inputs are `[x, weight?, bias?]` as the flags say. */
   layerNorm: { weight: boolean; bias: boolean };
   /** Embedding lookup (inputs `[weight]`); rows of `paddingIdx` (-1: none) get no gradient. */

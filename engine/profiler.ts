@@ -17,6 +17,8 @@ import { type DispatchObserver, flushErrors, setDispatchObserver } from "./dispa
 export interface KernelStats {
   /** Kernel name. */
   name: string;
+  /** The phase it was dispatched in (see {@link profilePhase}); "" when none was set. */
+  phase: string;
   /** Dispatches. */
   calls: number;
   /** Total time, milliseconds. */
@@ -42,7 +44,9 @@ const MAX_QUERIES = 512;
 class Recorder implements DispatchObserver {
   readonly syncEach: boolean;
   stats = new Map<string, KernelStats>();
+  phase = "";
   #names: string[] = [];
+  #phases: string[] = [];
   #querySet: GPUQuerySet | null = null;
   #pending: Promise<void>[] = [];
   #lastDone = 0;
@@ -51,9 +55,10 @@ class Recorder implements DispatchObserver {
     this.syncEach = !timestamps;
   }
 
-  #entry(name: string): KernelStats {
-    let e = this.stats.get(name);
-    if (!e) this.stats.set(name, e = { name, calls: 0, totalMs: 0, flops: 0, bytes: 0 });
+  #entry(name: string, phase: string): KernelStats {
+    const key = `${phase}\u0000${name}`;
+    let e = this.stats.get(key);
+    if (!e) this.stats.set(key, e = { name, phase, calls: 0, totalMs: 0, flops: 0, bytes: 0 });
     return e;
   }
 
@@ -62,11 +67,12 @@ class Recorder implements DispatchObserver {
     flops: number,
     bytes: number,
   ): GPUComputePassTimestampWrites | undefined {
-    const e = this.#entry(name);
+    const e = this.#entry(name, this.phase);
     e.calls++;
     e.flops += flops;
     e.bytes += bytes;
     this.#names.push(name);
+    this.#phases.push(this.phase);
     if (!this.timestamps) return undefined;
     this.#querySet ??= gpu().device.createQuerySet({ type: "timestamp", count: MAX_QUERIES });
     const i = this.#names.length - 1;
@@ -92,16 +98,21 @@ class Recorder implements DispatchObserver {
     });
     encoder.resolveQuerySet(this.#querySet, 0, 2 * n, resolve, 0);
     encoder.copyBufferToBuffer(resolve, 0, read, 0, 16 * n);
-    this.#toRead = { read, resolve, names: this.#names.slice(0, n) };
+    this.#toRead = {
+      read,
+      resolve,
+      names: this.#names.slice(0, n),
+      phases: this.#phases.slice(0, n),
+    };
     // A new query set per batch: the previous one may still be resolving.
     this.#querySet = null;
   }
 
-  #toRead: { read: GPUBuffer; resolve: GPUBuffer; names: string[] } | null = null;
+  #toRead: { read: GPUBuffer; resolve: GPUBuffer; names: string[]; phases: string[] } | null = null;
 
   #readTimestamps(): void {
     if (!this.#toRead) return;
-    const { read, resolve, names } = this.#toRead;
+    const { read, resolve, names, phases } = this.#toRead;
     this.#toRead = null;
     this.#pending.push(
       read.mapAsync(GPUMapMode.READ).then(() => {
@@ -109,7 +120,7 @@ class Recorder implements DispatchObserver {
         for (let i = 0; i < names.length; i++) {
           const ns = Number(t[2 * i + 1] - t[2 * i]);
           // Some drivers report 0 or wrapped values for passes they merged; skip those.
-          if (ns > 0 && ns < 1e11) this.#entry(names[i]).totalMs += ns / 1e6;
+          if (ns > 0 && ns < 1e11) this.#entry(names[i], phases[i]).totalMs += ns / 1e6;
         }
         read.unmap();
         read.destroy();
@@ -120,8 +131,9 @@ class Recorder implements DispatchObserver {
 
   afterSubmit(): void {
     this.#readTimestamps();
-    const names = this.#names;
+    const names = this.#names, phases = this.#phases;
     this.#names = [];
+    this.#phases = [];
     if (this.timestamps || names.length === 0) return;
     const start = performance.now();
     this.#pending.push(
@@ -131,7 +143,7 @@ class Recorder implements DispatchObserver {
         // completion and now (or its own submission, if the queue was idle).
         const ms = now - Math.max(start, this.#lastDone);
         this.#lastDone = now;
-        for (const n of names) this.#entry(n).totalMs += ms / names.length;
+        names.forEach((n, i) => this.#entry(n, phases[i]).totalMs += ms / names.length);
       }),
     );
   }
@@ -139,6 +151,30 @@ class Recorder implements DispatchObserver {
   async finish(): Promise<void> {
     await Promise.all(this.#pending);
   }
+}
+
+let recording: Recorder | null = null;
+
+/**
+ * Labels the kernels dispatched from now on, inside {@link profile}, as
+ * belonging to `phase` (e.g. "forward", "backward", "optimizer"); a no-op
+ * outside a profile. Dispatches are labelled when they are recorded, so the
+ * label follows the code that issued them, not the time the GPU ran them.
+ *
+ * @example
+ * ```ts
+ * import { matmul, randn } from "../mod.ts";
+ * import { profile, profilePhase } from "./profiler.ts";
+ * const a = randn([32, 32]);
+ * const { report } = await profile(() => {
+ *   profilePhase("first");
+ *   matmul(a, a).dispose();
+ * });
+ * console.log(report.kernels[0].phase); // "first"
+ * ```
+ */
+export function profilePhase(phase: string): void {
+  if (recording) recording.phase = phase;
 }
 
 /**
@@ -161,6 +197,7 @@ export async function profile<T>(
   await flushErrors();
   const rec = new Recorder(timestamps);
   setDispatchObserver(rec);
+  recording = rec;
   const t0 = performance.now();
   let result: T;
   try {
@@ -168,6 +205,7 @@ export async function profile<T>(
     await flushErrors();
   } finally {
     setDispatchObserver(null);
+    recording = null;
   }
   const wallMs = performance.now() - t0;
   await rec.finish();
@@ -208,4 +246,49 @@ export function formatProfile(r: ProfileReport): string {
     ...rows.slice(1).map(line),
     `(${r.timing}; wall ${r.wallMs.toFixed(1)} ms)`,
   ].join("\n");
+}
+
+/**
+ * Formats a report whose kernels carry phases (see {@link profilePhase}) as
+ * one table grouped by phase: per kernel its calls, milliseconds and share of
+ * the kernels' total, GFLOP/s and GB/s, then each phase's subtotal. `per`
+ * divides counts and times (e.g. the number of steps profiled).
+ *
+ * @example
+ * ```ts ignore
+ * console.log(formatPhases(report, 3));
+ * ```
+ */
+export function formatPhases(r: ProfileReport, per = 1): string {
+  const total = r.kernels.reduce((a, k) => a + k.totalMs, 0);
+  const phases = [...new Set(r.kernels.map((k) => k.phase))];
+  const rows = [["phase", "kernel", "calls", "ms", "share", "GFLOP/s", "GB/s"]];
+  const rate = (x: number, ms: number) => (x && ms > 0 ? (x / (ms / 1000) / 1e9).toFixed(2) : "-");
+  const row = (phase: string, name: string, ks: KernelStats[]) => {
+    const ms = ks.reduce((a, k) => a + k.totalMs, 0);
+    rows.push([
+      phase,
+      name,
+      String(ks.reduce((a, k) => a + k.calls, 0) / per),
+      (ms / per).toFixed(2),
+      total > 0 ? `${(100 * ms / total).toFixed(1)}%` : "-",
+      rate(ks.reduce((a, k) => a + k.flops, 0), ms),
+      rate(ks.reduce((a, k) => a + k.bytes, 0), ms),
+    ]);
+  };
+  for (const phase of phases) {
+    const ks = r.kernels.filter((k) => k.phase === phase);
+    for (const k of ks) row(phase || "-", k.name, [k]);
+    row(phase || "-", "(all)", ks);
+  }
+  row("all", "(all)", r.kernels);
+  const w = rows[0].map((_, c) => Math.max(...rows.map((x) => x[c].length)));
+  const line = (x: string[]) =>
+    x.map((v, c) => (c < 2 ? v.padEnd(w[c]) : v.padStart(w[c]))).join("  ");
+  const out = [line(rows[0]), w.map((x) => "-".repeat(x)).join("  ")];
+  for (const x of rows.slice(1)) {
+    out.push(line(x));
+    if (x[1] === "(all)") out.push("");
+  }
+  return out.join("\n");
 }

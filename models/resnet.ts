@@ -19,6 +19,7 @@
 
 import type { Tensor } from "../engine/tensor.ts";
 import * as nn from "../engine/nn/mod.ts";
+import { forwardChain } from "../engine/nn/sequential.ts";
 import { constant, kaimingNormalFanOut } from "./init.ts";
 
 /** The residual block family: `"basic"` (two 3×3 convs) or `"bottleneck"` (1×1, 3×3, 1×1). */
@@ -70,23 +71,31 @@ function conv1x1(inPlanes: number, outPlanes: number, stride = 1) {
 }
 
 /** Applies `mods` in turn, disposing each intermediate result (never `x`), as `Sequential` does. */
-function chain(x: Tensor, ...mods: nn.Module[]): Tensor {
-  let h = x;
-  for (const m of mods) {
-    const next = m.forward(h);
-    if (h !== x && h !== next && !h.kept) h.dispose();
-    h = next;
-  }
-  return h;
-}
+const chain = (x: Tensor, ...mods: nn.Module[]): Tensor => forwardChain(x, mods);
 
-/** `relu(out + identity)`, disposing `out` and `identity` (unless it is the block's input `x`). */
-function residual(relu: nn.Module, out: Tensor, identity: Tensor, x: Tensor): Tensor {
-  const sum = out.add(identity);
+/**
+ * `relu(bn(out) + identity)`, disposing `out` and `identity` (unless it is the
+ * block's input `x`): one fused batch-norm pass unless a module is hooked.
+ */
+function residual(
+  bn: nn.BatchNorm2d,
+  relu: nn.Module,
+  out: Tensor,
+  identity: Tensor,
+  x: Tensor,
+): Tensor {
+  let y: Tensor;
+  if (!bn.hooked && !relu.hooked && relu.constructor === nn.ReLU) {
+    y = bn.forwardFused(out, { residual: identity, relu: true });
+  } else {
+    const normed = bn.forward(out);
+    const sum = normed.add(identity);
+    normed.dispose();
+    y = relu.forward(sum);
+    sum.dispose();
+  }
   out.dispose();
   if (identity !== x) identity.dispose();
-  const y = relu.forward(sum);
-  sum.dispose();
   return y;
 }
 
@@ -147,9 +156,9 @@ export class BasicBlock extends nn.Module {
 
   /** `[N, inplanes, H, W]` → `[N, planes, H/stride, W/stride]`. */
   forward(x: Tensor): Tensor {
-    const out = chain(x, this.conv1, this.bn1, this.relu, this.conv2, this.bn2);
+    const out = chain(x, this.conv1, this.bn1, this.relu, this.conv2);
     const identity = this.downsample ? this.downsample.forward(x) : x;
-    return residual(this.relu, out, identity, x);
+    return residual(this.bn2, this.relu, out, identity, x);
   }
 }
 
@@ -230,10 +239,9 @@ export class Bottleneck extends nn.Module {
       this.bn2,
       this.relu,
       this.conv3,
-      this.bn3,
     );
     const identity = this.downsample ? this.downsample.forward(x) : x;
-    return residual(this.relu, out, identity, x);
+    return residual(this.bn3, this.relu, out, identity, x);
   }
 }
 

@@ -115,6 +115,16 @@ export class BatchNorm2d extends Module {
 
   /** Normalises `x [N, C, H, W]`. */
   forward(x: Tensor): Tensor {
+    return this.forwardFused(x);
+  }
+
+  /**
+   * `relu(bn(x) + residual)` with the add and the ReLU fused into batch
+   * norm's own passes (either may be left out): what `nn.Sequential` runs for
+   * a BatchNorm2d followed by a ReLU, and ResNet for its block ends. Unlike
+   * `forward`, it does not run this module's forward hooks or override.
+   */
+  forwardFused(x: Tensor, opts: { residual?: Tensor | null; relu?: boolean } = {}): Tensor {
     if (!(x instanceof Tensor) || x.ndim !== 4 || x.shape[1] !== this.numFeatures) {
       throw new RangeError(
         `BatchNorm2d(${this.numFeatures}): expected an input [N, ${this.numFeatures}, H, W], got ${x}`,
@@ -134,6 +144,8 @@ export class BatchNorm2d extends Module {
         momentum: this.momentum,
         eps: this.eps,
         numBatchesTracked: update ? this.num_batches_tracked : null,
+        residual: opts.residual ?? null,
+        relu: opts.relu ?? false,
       },
     );
   }

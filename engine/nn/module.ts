@@ -442,6 +442,15 @@ export abstract class Module {
     this.#wrapForward();
   }
 
+  /**
+   * Whether forward hooks or a forward override are installed. Containers
+   * that fuse a module with its neighbour (batch norm with the ReLU after it)
+   * call a hooked module's own `forward` instead, so hooks see what they expect.
+   */
+  get hooked(): boolean {
+    return this.#wrapped;
+  }
+
   /** Installs (or removes) the instance-level forward that runs hooks and overrides. */
   #wrapped = false;
 

@@ -8,6 +8,7 @@ import type { Tensor } from "../tensor.ts";
 import { type Module, ModuleList } from "./module.ts";
 import { Linear } from "./linear.ts";
 import { ReLU } from "./activation.ts";
+import { BatchNorm2d } from "./batchnorm.ts";
 import { linear } from "./functional.ts";
 
 /**
@@ -27,6 +28,10 @@ import { linear } from "./functional.ts";
  * runs of 10 steps), since the fused backward spends three elementwise kernels
  * where ReLU's own backward needs one. It does keep one fewer activation per
  * pair during training (the pre-activation), 32 KB for that layer.
+ *
+ * A `BatchNorm2d` directly followed by a `ReLU` always runs fused (the ReLU in
+ * batch norm's output pass, its mask in batch norm's gradient pass; see
+ * {@link forwardChain}); hooked modules run on their own.
  *
  * @example
  * ```ts
@@ -50,23 +55,47 @@ export class Sequential extends ModuleList {
 
   /** The output of the last module (the input itself when empty). */
   override forward(x: Tensor): Tensor {
-    const mods = [...this];
-    let h = x;
-    for (let i = 0; i < mods.length; i++) {
-      const m = mods[i];
-      let next: Tensor;
-      if (
-        this.fuse && m.constructor === Linear && mods[i + 1]?.constructor === ReLU
-      ) {
-        const fc = m as Linear;
-        next = linear(h, fc.weight, fc.bias, "relu");
-        i++;
-      } else {
-        next = m.forward(h);
-      }
-      if (h !== x && h !== next && !h.kept) h.dispose();
-      h = next;
-    }
-    return h;
+    return forwardChain(x, [...this], this.fuse);
   }
+}
+
+/** Whether `a` then `b` may run as one fused op: exactly these classes, neither hooked. */
+function pair(a: Module, A: unknown, b: Module | undefined, B: unknown): boolean {
+  return a.constructor === A && b !== undefined && b.constructor === B && !a.hooked && !b.hooked;
+}
+
+/**
+ * Feeds `x` through `mods` in turn, disposing each intermediate result (never
+ * `x`), as `Sequential` does: `BatchNorm2d → ReLU` pairs run fused (measured
+ * faster: a ResNet-18 step's batch-norm and ReLU kernels, see
+ * engine/ops/batchnorm.ts), `Linear → ReLU` pairs only with `fuseLinear`.
+ *
+ * @example
+ * ```ts
+ * import { randn } from "../../mod.ts";
+ * import { BatchNorm2d, Conv2d, ReLU } from "./mod.ts";
+ * import { forwardChain } from "./sequential.ts";
+ * const y = forwardChain(randn([2, 3, 8, 8]), [new Conv2d(3, 4, 3), new BatchNorm2d(4), new ReLU()]);
+ * console.log(y.shape); // [2, 4, 6, 6]
+ * ```
+ */
+export function forwardChain(x: Tensor, mods: Module[], fuseLinear = false): Tensor {
+  let h = x;
+  for (let i = 0; i < mods.length; i++) {
+    const m = mods[i];
+    let next: Tensor;
+    if (fuseLinear && pair(m, Linear, mods[i + 1], ReLU)) {
+      const fc = m as Linear;
+      next = linear(h, fc.weight, fc.bias, "relu");
+      i++;
+    } else if (pair(m, BatchNorm2d, mods[i + 1], ReLU)) {
+      next = (m as BatchNorm2d).forwardFused(h, { relu: true });
+      i++;
+    } else {
+      next = m.forward(h);
+    }
+    if (h !== x && h !== next && !h.kept) h.dispose();
+    h = next;
+  }
+  return h;
 }

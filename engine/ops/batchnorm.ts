@@ -66,6 +66,13 @@ export interface BatchNormOptions {
    * place by every training-mode call that updates running statistics.
    */
   numBatchesTracked?: Tensor | null;
+  /**
+   * A tensor shaped like `x` added to the normalised output (before `relu`):
+   * a ResNet block's shortcut, fused into the same pass.
+   */
+  residual?: Tensor | null;
+  /** Apply ReLU to the result, in the same pass (default false). */
+  relu?: boolean;
 }
 
 /** Fewest values per part of a per-channel reduction, and the most parts per channel. */
@@ -125,7 +132,9 @@ function checkChannelTensor(name: string, t: Tensor | null, C: number, x: Tensor
  * @param bias `[C]` shift, or null for 0.
  * @param runningMean `[C]`, updated in training mode; required in eval mode.
  * @param runningVar `[C]`, likewise.
- * @param opts Training mode, momentum, eps and the batch counter.
+ * @param opts Training mode, momentum, eps and the batch counter; a fused
+ *   residual add and ReLU (`relu(bn(x) + residual)` in one pass forward and
+ *   two backward, for ResNet's blocks).
  * @returns The normalised tensor, shaped like `x`.
  *
  * @example
@@ -150,6 +159,8 @@ export function batchNorm2d(
   const eps = opts.eps ?? 1e-5;
   const momentum = opts.momentum === undefined ? 0.1 : opts.momentum;
   const counter = opts.numBatchesTracked ?? null;
+  const res = opts.residual ?? null;
+  const relu = opts.relu ?? false;
   if (x.dtype !== "f32" || x.ndim !== 4) {
     throw new RangeError(
       `batchNorm2d: expected an f32 [N, C, H, W] input, got ${x.dtype} ${fmtShape(x.shape)}`,
@@ -158,6 +169,12 @@ export function batchNorm2d(
   const [N, C, H, W] = x.shape;
   const S = H * W;
   const M = N * S;
+  if (res && (res.dtype !== "f32" || !res.shape.every((d, i) => d === x.shape[i]))) {
+    throw new RangeError(
+      `batchNorm2d: residual must be an f32 tensor shaped like the input ${fmtShape(x.shape)}, ` +
+        `got ${res.dtype} ${fmtShape(res.shape)}`,
+    );
+  }
   checkChannelTensor("weight", weight, C, x);
   checkChannelTensor("bias", bias, C, x);
   checkChannelTensor("runningMean", runningMean, C, x);
@@ -203,13 +220,14 @@ export function batchNorm2d(
   const variant = { weight: weight !== null, bias: bias !== null };
   if (training) {
     const P = partsFor(C, M);
-    const chunk = Math.ceil(M / P);
+    const chunk = chunkOf(M, P, S);
     const u = bnUniforms({ N, C, S, P, chunk, eps, momentum: momentum ?? 0 });
     const part = Tensor.empty([C, P, 3]);
-    run(bnStatsProgram(), {
+    const q = lanes(S);
+    run(bnStatsProgram(q === 4), {
       inputs: [x.storage],
       outputs: [part.storage],
-      uniforms: u,
+      uniforms: bnUniforms({ N, C, S: S / q, P, chunk: chunk / q, eps, momentum: 0 }),
       workgroups: [P, C, 1],
       bytes: 4 * x.size,
       flops: 6 * x.size,
@@ -240,19 +258,20 @@ export function batchNorm2d(
       workgroups: Math.ceil(C / 64),
     });
   }
-  const out = affine(x, coef, N, C, S);
+  const out = affine(x, coef, N, C, S, false, res, relu);
   coef.dispose();
 
-  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : []), ...(res ? [res] : [])];
   record(
     "batchNorm",
-    { training, weight: weight !== null, bias: bias !== null },
+    { training, weight: weight !== null, bias: bias !== null, residual: res !== null, relu },
     inputs,
     out,
     (needs) => {
       const saved = [mean, rstd];
       if ((needs[0] && training) || (weight && needs[1])) saved.push(x);
       if (needs[0] && weight) saved.push(weight);
+      if (relu) saved.push(out);
       return saved;
     },
   );
@@ -264,6 +283,19 @@ export function batchNorm2d(
 /** Whether the elementwise passes use the per-plane schedule (see kernels/batchnorm.ts). */
 const perPlane = (S: number) => S >= BN_WG;
 
+/**
+ * Pixels per load of the streaming passes: 4 (vec4) when a plane holds a
+ * multiple of 4, else 1. The partial-sum chunks are multiples of 4 then too
+ * (see {@link chunkOf}), so a vec4 never straddles two parts.
+ */
+const lanes = (S: number) => (S % 4 === 0 ? 4 : 1);
+
+/** Values per part of a per-channel reduction split in `P` parts: a multiple of the lanes. */
+function chunkOf(M: number, P: number, S: number): number {
+  const q = lanes(S);
+  return Math.ceil(M / P / q) * q;
+}
+
 /** Workgroups of an elementwise pass over `[N, C, S]`. */
 function elementwiseGrid(N: number, C: number, S: number): number | [number, number, number] {
   if (!perPlane(S)) return elementwiseGroups(N * C * S);
@@ -271,7 +303,7 @@ function elementwiseGrid(N: number, C: number, S: number): number | [number, num
   return [Math.ceil(S / (BN_WG * BN_PER_THREAD)), y, z];
 }
 
-/** `y = x·coef[c, 0] + coef[c, 1]` over `[N, C, S]`. */
+/** `y = x·coef[c, 0] + coef[c, 1]` over `[N, C, S]`, then `+ res` and ReLU when asked. */
 function affine(
   x: Tensor,
   coef: Tensor,
@@ -279,74 +311,93 @@ function affine(
   C: number,
   S: number,
   backward = false,
+  res: Tensor | null = null,
+  relu = false,
 ): Tensor {
   const y = Tensor.empty(x.shape);
   if (x.size > 0) {
-    run(bnAffineProgram(perPlane(S), backward), {
-      inputs: [x.storage, coef.storage],
+    const q = lanes(S);
+    const v = { vec: q === 4, relu, residual: res !== null };
+    run(bnAffineProgram(perPlane(S / q), backward, v), {
+      inputs: [x.storage, coef.storage, ...(res ? [res.storage] : [])],
       outputs: [y.storage],
-      uniforms: bnUniforms({ N, C, S, P: 1, chunk: 0, eps: 0, momentum: 0 }),
-      workgroups: elementwiseGrid(N, C, S),
-      bytes: 8 * x.size,
-      flops: 2 * x.size,
+      uniforms: bnUniforms({ N, C, S: S / q, P: 1, chunk: 0, eps: 0, momentum: 0 }),
+      workgroups: elementwiseGrid(N, C, S / q),
+      bytes: (res ? 12 : 8) * x.size,
+      flops: (2 + (res ? 1 : 0) + (relu ? 1 : 0)) * x.size,
     });
   }
   return y;
 }
 
 /** Backward of batch norm (see kernels/batchnorm.ts for the formulas). */
-export const batchNormVjp: VjpRule<"batchNorm"> = (node, g) => {
-  const { training, weight: hasW, bias: hasB } = node.attrs;
+export const batchNormVjp: VjpRule<"batchNorm"> = (node, gOut) => {
+  const { training, weight: hasW, bias: hasB, residual: hasR, relu } = node.attrs;
   const needX = node.needs[0];
   const needW = hasW && node.needs[1];
   const needB = hasB && node.needs[hasW ? 2 : 1];
+  const needR = hasR && node.needs[node.needs.length - 1];
   const [mean, rstd, ...rest] = node.saved;
   const x = (needX && training) || needW ? rest.shift()! : null;
   const w = needX && hasW ? rest.shift()! : null;
+  const y = relu ? rest.shift()! : null;
   const [N, C, H, W] = node.inputShapes[0];
   const S = H * W;
   const M = N * S;
-  const stats = needW || needB || (needX && training);
+  const q = lanes(S);
+  const vec = q === 4;
+  // With ReLU, the statistics pass also masks the gradient (gz = g where y > 0).
+  const stats = needW || needB || (needX && training) || relu;
   const P = partsFor(C, M);
-  const chunk = Math.ceil(M / P);
+  const chunk = chunkOf(M, P, S);
   const u = bnUniforms({ N, C, S, P, chunk, eps: 0, momentum: 0 });
+  const uq = bnUniforms({ N, C, S: S / q, P, chunk: chunk / q, eps: 0, momentum: 0 });
   let part: Tensor | null = null;
+  let g = gOut;
   if (stats && M > 0) {
     part = Tensor.empty([C, P, 2]);
-    run(bnGradStatsProgram(x !== null), {
-      inputs: x ? [g.storage, x.storage, mean.storage] : [g.storage],
-      outputs: [part.storage],
-      uniforms: u,
+    const gz = relu ? Tensor.empty(gOut.shape) : null;
+    run(bnGradStatsProgram(x !== null, { vec, relu }), {
+      inputs: [
+        gOut.storage,
+        ...(x ? [x.storage, mean.storage] : []),
+        ...(y ? [y.storage] : []),
+      ],
+      outputs: [part.storage, ...(gz ? [gz.storage] : [])],
+      uniforms: uq,
       workgroups: [P, C, 1],
-      bytes: 4 * (x ? 2 : 1) * g.size,
-      flops: 3 * g.size,
+      bytes: 4 * ((x ? 2 : 1) + (relu ? 2 : 0)) * gOut.size,
+      flops: 3 * gOut.size,
     });
+    if (gz) g = gz;
   }
   const coef = needX ? Tensor.empty([C, training ? 3 : 2]) : null;
   const dw = needW ? Tensor.empty([C]) : null;
   const db = needB ? Tensor.empty([C]) : null;
   const outs = [coef, dw, db].filter((t): t is Tensor => t !== null);
-  run(
-    bnGradFinalizeProgram({
-      training,
-      stats: part !== null,
-      weight: w !== null,
-      dx: needX,
-      dw: needW,
-      db: needB,
-    }),
-    {
-      inputs: [
-        ...(part ? [part.storage] : []),
-        mean.storage,
-        rstd.storage,
-        ...(w ? [w.storage] : []),
-      ],
-      outputs: outs.map((t) => t.storage),
-      uniforms: u,
-      workgroups: Math.ceil(C / 64),
-    },
-  );
+  if (outs.length > 0) {
+    run(
+      bnGradFinalizeProgram({
+        training,
+        stats: part !== null,
+        weight: w !== null,
+        dx: needX,
+        dw: needW,
+        db: needB,
+      }),
+      {
+        inputs: [
+          ...(part ? [part.storage] : []),
+          mean.storage,
+          rstd.storage,
+          ...(w ? [w.storage] : []),
+        ],
+        outputs: outs.map((t) => t.storage),
+        uniforms: u,
+        workgroups: Math.ceil(C / 64),
+      },
+    );
+  }
   part?.dispose();
   let dx: Tensor | null = null;
   if (coef) {
@@ -354,11 +405,11 @@ export const batchNormVjp: VjpRule<"batchNorm"> = (node, g) => {
     else {
       dx = Tensor.empty(node.inputShapes[0]);
       if (g.size > 0) {
-        run(bnDxProgram(perPlane(S)), {
+        run(bnDxProgram(perPlane(S / q), vec), {
           inputs: [g.storage, x!.storage, coef.storage],
           outputs: [dx.storage],
-          uniforms: u,
-          workgroups: elementwiseGrid(N, C, S),
+          uniforms: uq,
+          workgroups: elementwiseGrid(N, C, S / q),
           bytes: 12 * g.size,
           flops: 4 * g.size,
         });
@@ -366,5 +417,7 @@ export const batchNormVjp: VjpRule<"batchNorm"> = (node, g) => {
     }
     coef.dispose();
   }
-  return [dx, ...(hasW ? [dw] : []), ...(hasB ? [db] : [])];
+  // The residual's gradient is the masked gradient itself (or g, without ReLU).
+  const dr = needR ? g : null;
+  return [dx, ...(hasW ? [dw] : []), ...(hasB ? [db] : []), ...(hasR ? [dr] : [])];
 };

@@ -74,6 +74,13 @@ function checkRank(op: string, shape: Shape): void {
 
 // ------------------------------------------------------------ unary
 
+/**
+ * Elements per load of a contiguous elementwise kernel over `n` elements: 4
+ * (vec4 bindings) when `n` is a multiple of 4, else 1. Binding ranges start at
+ * multiples of 256 bytes (bindingChunks), so a vec4 never straddles one.
+ */
+const lanes = (n: number) => (n % 4 === 0 ? 4 : 1);
+
 function unary(fn: UnaryFn, x: Tensor): Tensor {
   if (x.dtype !== "f32" && !INT_UNARY.has(fn)) {
     throw new TypeError(`${fn}: expected an f32 tensor, got ${x.dtype} ${fmtShape(x.shape)}`);
@@ -81,11 +88,12 @@ function unary(fn: UnaryFn, x: Tensor): Tensor {
   const out = Tensor.empty(x.shape, x.dtype);
   for (const [start, n] of bindingChunks(x.size)) {
     if (n === 0) continue;
-    run(unaryProgram(fn, x.dtype), {
+    const q = lanes(n);
+    run(unaryProgram(fn, x.dtype, q === 4), {
       inputs: [rangeOf(x.storage, start, n)],
       outputs: [rangeOf(out.storage, start, n)],
-      uniforms: new Uint32Array([n]),
-      workgroups: elementwiseGroups(n),
+      uniforms: new Uint32Array([n / q]),
+      workgroups: elementwiseGroups(n / q),
       bytes: 8 * n,
       flops: n,
     });
@@ -130,11 +138,12 @@ export function unaryGrad(fn: UnaryFn, x: Tensor, y: Tensor, g: Tensor): Tensor 
   for (const [start, n] of bindingChunks(x.size)) {
     if (n === 0) continue;
     const r = (t: Tensor) => rangeOf(t.storage, start, n);
-    run(unaryGradProgram(fn), {
+    const q = lanes(n);
+    run(unaryGradProgram(fn, q === 4), {
       inputs: [r(x), r(y), r(g)],
       outputs: [r(out)],
-      uniforms: new Uint32Array([n]),
-      workgroups: elementwiseGroups(n),
+      uniforms: new Uint32Array([n / q]),
+      workgroups: elementwiseGroups(n / q),
       bytes: 16 * n,
     });
   }
@@ -195,17 +204,19 @@ function binary(fn: BinaryFn, a: Tensor, b: Tensor): Tensor {
   for (const [start, count] of pieces) {
     if (count === 0) continue;
     const r = (t: Tensor) => mode === "same" ? rangeOf(t.storage, start, count) : t.storage;
-    run(binaryProgram(fn, a.dtype, mode), {
+    const tail = mode === "tailA" ? a.size : b.size;
+    const q = mode !== "general" && tail % 4 === 0 ? lanes(count) : 1;
+    run(binaryProgram(fn, a.dtype, mode, q === 4), {
       inputs: [r(a), r(b)],
       outputs: [r(out)],
       uniforms: binaryUniforms(
-        mode === "tailA" ? a.size : b.size,
-        count,
+        tail / q,
+        count / q,
         shape,
         broadcastStrides(a.shape, shape),
         broadcastStrides(b.shape, shape),
       ),
-      workgroups: elementwiseGroups(count),
+      workgroups: elementwiseGroups(count / q),
       bytes: 12 * count,
       flops: count,
     });
@@ -244,14 +255,15 @@ function scalar(fn: ScalarFn, a: Tensor, s: number): Tensor {
   for (const [start, n] of bindingChunks(a.size)) {
     if (n === 0) continue;
     const u = new ArrayBuffer(16);
-    new Uint32Array(u)[0] = n;
+    const q = lanes(n);
+    new Uint32Array(u)[0] = n / q;
     new Float32Array(u)[1] = s;
     new Int32Array(u)[2] = Math.trunc(s);
-    run(scalarProgram(fn, a.dtype), {
+    run(scalarProgram(fn, a.dtype, q === 4), {
       inputs: [rangeOf(a.storage, start, n)],
       outputs: [rangeOf(out.storage, start, n)],
       uniforms: new Uint8Array(u),
-      workgroups: elementwiseGroups(n),
+      workgroups: elementwiseGroups(n / q),
       bytes: 8 * n,
       flops: n,
     });

@@ -95,11 +95,12 @@ export class AdamW extends Optimizer<AdamWOptions> {
     // Parameters above one binding's limit update piecewise.
     for (const [start, n] of bindingChunks(param.size)) {
       const r = (t: Tensor) => rangeOf(t.storage, start, n);
-      run(adamwProgram(), {
+      const q = n % 4 === 0 ? 4 : 1; // vec4 bindings when the piece allows
+      run(adamwProgram(q === 4), {
         inputs: [r(grad)],
         outputs: [r(param), r(m), r(v)],
         uniforms: adamwUniforms({
-          n,
+          n: n / q,
           step: state.step,
           lr: group.lr,
           beta1: group.betas[0],
@@ -107,7 +108,7 @@ export class AdamW extends Optimizer<AdamWOptions> {
           eps: group.eps,
           weightDecay: group.weightDecay,
         }),
-        workgroups: elementwiseGroups(n),
+        workgroups: elementwiseGroups(n / q),
         flops: 14 * n,
         bytes: 28 * n,
       });

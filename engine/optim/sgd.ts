@@ -95,11 +95,12 @@ export class SGD extends Optimizer<SGDOptions> {
     // Parameters above one binding's limit (VGG's 411 MB classifier weight) update piecewise.
     for (const [start, n] of bindingChunks(param.size)) {
       const r = (t: Tensor) => rangeOf(t.storage, start, n);
-      run(sgdProgram(withMomentum), {
+      const q = n % 4 === 0 ? 4 : 1; // vec4 bindings when the piece allows
+      run(sgdProgram(withMomentum, q === 4), {
         inputs: [r(grad)],
         outputs: buf ? [r(param), r(buf.tensor)] : [r(param)],
         uniforms: sgdUniforms({
-          n,
+          n: n / q,
           first: buf?.fresh ?? false,
           nesterov: group.nesterov,
           lr: group.lr,
@@ -107,7 +108,7 @@ export class SGD extends Optimizer<SGDOptions> {
           dampening: group.dampening,
           weightDecay: group.weightDecay,
         }),
-        workgroups: elementwiseGroups(n),
+        workgroups: elementwiseGroups(n / q),
         flops: (withMomentum ? 7 : 3) * n,
         bytes: (withMomentum ? 20 : 12) * n,
       });

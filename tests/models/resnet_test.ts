@@ -95,3 +95,45 @@ Deno.test("ResNet rejects bad arguments with a message naming them", () => {
     /block must be "basic" or "bottleneck"/,
   );
 });
+
+Deno.test("fused batch norm + ReLU (+ shortcut) gives what hooked, unfused modules give, values and gradients", async () => {
+  // Hooks on bn1 and relu send the stem, every BatchNorm→ReLU pair and every block end down
+  // the unfused path (batch norm, add, ReLU apart); the same weights then must agree.
+  const { scope, keep } = await import("../../mod.ts");
+  const model = resnet18({ numClasses: 3, cifarStem: true, inChannels: 1, baseChannels: 4 });
+  const x = randn([2, 1, 12, 12]);
+  const run = async () => {
+    const y = scope(() => {
+      const y = model.forward(x);
+      y.mul(y).sum().backward();
+      return keep(y);
+    });
+    const out = [await y.toArray()];
+    for (const p of model.parameters()) {
+      out.push(await p.grad!.toArray());
+      p.grad!.dispose();
+      p.grad = null;
+    }
+    y.dispose();
+    return out;
+  };
+  const fused = await run();
+  let calls = 0;
+  const removers = model.modules()
+    .filter((m) => m instanceof nn.ReLU || m instanceof nn.BatchNorm2d)
+    .map((m) => m.registerForwardHook(() => calls++));
+  const plain = await run();
+  for (const r of removers) r();
+  // stem bn + relu, and per block bn1, relu ×2, bn2, plus downsample's bn in 3 blocks.
+  assert.equal(calls, 2 + 8 * 4 + 3);
+  fused.forEach((a, i) => {
+    const scale = Math.max(...a.map(Math.abs), 1e-6);
+    a.forEach((v, j) =>
+      assert.ok(
+        Math.abs(v - plain[i][j]) <= 1e-4 * scale,
+        `tensor ${i}[${j}]: ${v} vs ${plain[i][j]}`,
+      )
+    );
+  });
+  model.dispose();
+});

@@ -230,6 +230,129 @@ Deno.test("batchNorm2d() computes only the gradients that are needed", async () 
   );
 });
 
+// ---------------------------------------------------------------- vec4 and fused passes
+
+/** `relu(bn(x) + r)` (either part optional), in float64. */
+function fusedRef(x: Ref, o: BnRef & { r?: Ref; relu?: boolean }): Ref {
+  const y = bnRef(x, o);
+  for (let i = 0; i < y.data.length; i++) {
+    const z = y.data[i] + (o.r?.data[i] ?? 0);
+    y.data[i] = o.relu ? Math.max(z, 0) : z;
+  }
+  return y;
+}
+
+// Planes of a multiple of 4 pixels take the vec4 passes: per-plane (S/4 ≥ 64) and flat
+// (S/4 < 64) schedules, and channels split into parts (≥ 8192 values per channel).
+const VEC_SHAPES = [[2, 3, 4, 4], [3, 2, 8, 8], [2, 3, 16, 16], [8, 2, 32, 32], [4, 3, 2, 2]];
+
+Deno.test("batchNorm2d() vec4 passes and fused residual + ReLU match the float64 reference", async () => {
+  const r = new Rng(11);
+  for (const shape of [...VEC_SHAPES, [2, 3, 5, 7]]) {
+    const C = shape[1];
+    for (const [relu, residual] of [[false, false], [true, false], [false, true], [true, true]]) {
+      for (const training of [true, false]) {
+        const x = channelData(r, shape), res = r.normalRef(shape);
+        const w = r.uniformRef([C], 0.5, 1.5), b = r.uniformRef([C], -1, 1);
+        const rm0 = r.uniformRef([C], -1, 1), rv0 = r.uniformRef([C], 0.5, 2);
+        const [xt, rt, wt, bt, rm, rv] = [x, res, w, b, rm0, rv0].map((v) => upload(v));
+        poison([x.data.length, C]);
+        const y = batchNorm2d(xt, wt, bt, rm, rv, {
+          training,
+          residual: residual ? rt : null,
+          relu,
+        });
+        const stats = training ? {} : { mean: Array.from(rm0.data), var: Array.from(rv0.data) };
+        const want = fusedRef(x, { w, b, ...stats, r: residual ? res : undefined, relu });
+        const msg = `[${shape}] relu=${relu} residual=${residual} training=${training}`;
+        assertClose(await y.toArray(), want, { ...TOL, msg });
+        if (training) {
+          const { mean } = statsRef(x);
+          assertClose(await rm.toArray(), rm0.data.map((v, c) => 0.9 * v + 0.1 * mean[c]), {
+            ...TOL,
+            msg: `${msg} running_mean`,
+          });
+        }
+        for (const t of [xt, rt, wt, bt, rm, rv, y]) t.dispose();
+      }
+    }
+  }
+});
+
+Deno.test("batchNorm2d() fused residual + ReLU gradients match central differences", async () => {
+  const r = new Rng(12);
+  for (const shape of [[2, 2, 4, 4], [3, 2, 3, 5]]) {
+    const C = shape[1];
+    await gradcheck(`training, relu + residual [${shape}]`, {
+      inputs: [
+        channelData(r, shape),
+        r.uniformRef([C], 0.5, 1.5),
+        r.uniformRef([C], -1, 1),
+        r.normalRef(shape),
+      ],
+      gpu: (x, w, b, res) =>
+        batchNorm2d(x, w, b, null, null, { training: true, residual: res, relu: true }),
+      ref: (x, w, b, res) => fusedRef(x, { w, b, r: res, relu: true }),
+    });
+    await gradcheck(`training, relu, no affine [${shape}]`, {
+      inputs: [channelData(r, shape)],
+      gpu: (x) => batchNorm2d(x, null, null, null, null, { training: true, relu: true }),
+      ref: (x) => fusedRef(x, { relu: true }),
+    });
+    const rm = r.uniformRef([C], -1, 1), rv = r.uniformRef([C], 0.5, 2);
+    await gradcheck(`eval, relu + residual [${shape}]`, {
+      inputs: [channelData(r, shape), r.uniformRef([C], 0.5, 1.5), r.normalRef(shape)],
+      gpu: (x, w, res) =>
+        batchNorm2d(x, w, null, upload(rm), upload(rv), { residual: res, relu: true }),
+      ref: (x, w, res) =>
+        fusedRef(x, { w, mean: Array.from(rm.data), var: Array.from(rv.data), r: res, relu: true }),
+    });
+  }
+});
+
+Deno.test("batchNorm2d() fused backward matches the textbook formula with vec4 parts", async () => {
+  const r = new Rng(13);
+  const shape = [8, 2, 32, 32];
+  const x = channelData(r, shape), res = r.normalRef(shape), g = r.normalRef(shape);
+  const w = r.uniformRef([2], 0.5, 1.5), b = ref([2], [0.1, -0.2]);
+  const [xt, wt, bt, rt] = [x, w, b, res].map((v) => upload(v, { requiresGrad: true }));
+  const y = batchNorm2d(xt, wt, bt, null, null, { training: true, residual: rt, relu: true });
+  // The ReLU's mask applied to g is what batch norm and the residual receive.
+  const z = fusedRef(x, { w, b, r: res });
+  const gz = ref(shape, g.data.map((v, i) => (z.data[i] > 0 ? v : 0)));
+  poison([x.data.length, 2]);
+  y.backward(upload(g));
+  const want = bnBackwardRef(x, gz, w);
+  assertClose(await xt.grad!.toArray(), want.dx, { rtol: 1e-3, atol: 1e-5, msg: "dx" });
+  assertClose(await wt.grad!.toArray(), want.dw, { rtol: 1e-4, atol: 1e-3, msg: "dweight" });
+  assertClose(await bt.grad!.toArray(), want.db, { rtol: 1e-4, atol: 1e-3, msg: "dbias" });
+  assertClose(await rt.grad!.toArray(), gz, { rtol: 0, atol: 0, msg: "dresidual" });
+});
+
+Deno.test("batchNorm2d() fused ReLU passes NaN through and gives it no gradient, as relu()", async () => {
+  const x = upload(ref([1, 2, 2, 2], [1, -2, 3, -4, 0.5, 0.25, -1, 2]), { requiresGrad: true });
+  const res = upload(ref([1, 2, 2, 2], [0, 0, NaN, 0, 0, 0, 0, 0]), { requiresGrad: true });
+  const rm = upload(ref([2], [0, 0])), rv = upload(ref([2], [1, 1]));
+  const y = batchNorm2d(x, null, null, rm, rv, { residual: res, relu: true, eps: 0 });
+  const out = await y.toArray();
+  assert.ok(Number.isNaN(out[2]), `NaN kept, got ${out[2]}`);
+  assert.deepEqual(Array.from(out).filter((_, i) => i !== 2), [1, 0, 0, 0.5, 0.25, 0, 2]);
+  y.backward(upload(ref([1, 2, 2, 2], [1, 1, 1, 1, 1, 1, 1, 1])));
+  assert.deepEqual(Array.from(await res.grad!.toArray()), [1, 0, 0, 0, 1, 1, 0, 1]);
+});
+
+Deno.test("batchNorm2d() rejects a residual of another shape", () => {
+  const x = upload(ref([1, 2, 2, 2]));
+  assert.throws(
+    () =>
+      batchNorm2d(x, null, null, null, null, {
+        training: true,
+        residual: upload(ref([1, 2, 2, 1])),
+      }),
+    /batchNorm2d: residual must be an f32 tensor shaped like the input \[1, 2, 2, 2\], got f32 \[1, 2, 2, 1\]/,
+  );
+});
+
 // ---------------------------------------------------------------- PyTorch
 
 interface Fx {

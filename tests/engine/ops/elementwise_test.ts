@@ -94,9 +94,16 @@ const COMPARE: [string, Binary][] = [
   ["ge", ge],
 ];
 
-// Broadcasting cases: same shape, trailing vector, outer product, rank mismatch, scalars.
+// Sizes of the scalar kernels (SIZES, none a multiple of 4) and of their vec4 forms.
+const ALL_SIZES = [...SIZES, 4, 1024];
+
+// Broadcasting cases: same shape, trailing vector, outer product, rank mismatch, scalars;
+// the vec4 forms (sizes and tails multiples of 4) for same shape and both tails.
 const BROADCAST: [number[], number[]][] = [
   [[257], [257]],
+  [[4, 16], [4, 16]],
+  [[6, 8], [8]],
+  [[8], [6, 8]],
   [[7, 33], [33]],
   [[7, 1], [1, 33]],
   [[2, 1, 5], [3, 1]],
@@ -105,9 +112,9 @@ const BROADCAST: [number[], number[]][] = [
 ];
 
 for (const [name, fn, input] of UNARY) {
-  Deno.test(`${name}() matches the float64 reference at sizes ${SIZES.join(", ")}`, async () => {
+  Deno.test(`${name}() matches the float64 reference at sizes ${ALL_SIZES.join(", ")}`, async () => {
     const r = new Rng(100);
-    for (const n of SIZES) {
+    for (const n of ALL_SIZES) {
       const x = input(r, [n]);
       await checkOp(`${name} [${n}]`, [x], fn, mapRef(x, UNARY_REF[name]), {
         rtol: 2e-6,
@@ -117,8 +124,10 @@ for (const [name, fn, input] of UNARY) {
   });
 
   Deno.test(`${name}() backward matches finite differences`, async () => {
-    const x = input(new Rng(101), [3, 5]);
-    await gradcheck(name, { inputs: [x], gpu: fn, ref: (v) => mapRef(v, UNARY_REF[name]) });
+    for (const shape of [[3, 5], [2, 4]]) {
+      const x = input(new Rng(101), shape);
+      await gradcheck(name, { inputs: [x], gpu: fn, ref: (v) => mapRef(v, UNARY_REF[name]) });
+    }
   });
 }
 
@@ -255,7 +264,7 @@ const SCALAR_CASES: [string, (x: Tensor) => Tensor, (v: number) => number][] = [
 Deno.test("tensor-scalar ops match the reference with the number on either side", async () => {
   const r = new Rng(300);
   for (const [name, fn, f] of SCALAR_CASES) {
-    for (const n of SIZES) {
+    for (const n of ALL_SIZES) {
       const x = r.nonzero([n], 0.1, 2);
       await checkOp(`${name} [${n}]`, [x], fn, mapRef(x, f), { rtol: 4e-6 });
     }
@@ -441,29 +450,50 @@ Deno.test("arange() follows torch.arange for integer and float steps", async () 
 
 Deno.test("i32 arithmetic matches integer semantics (division truncates, as WGSL)", async () => {
   const r = new Rng(500);
-  const a = r.intRef([7, 33], -1000, 1000);
-  const b = mapRef(r.intRef([33], 1, 50), (v) => (r.next() < 0.5 ? -v : v));
-  const I = (x: Ref) => ({ ref: x, dtype: "i32" as const });
-  const opts = { dtype: "i32" as const, rtol: 0, atol: 0 };
-  await checkOp("i32 add", [I(a), I(b)], (x, y) => add(x, y), zipRef(a, b, (p, q) => p + q), opts);
-  await checkOp("i32 sub", [I(a), I(b)], (x, y) => sub(x, y), zipRef(a, b, (p, q) => p - q), opts);
-  await checkOp("i32 mul", [I(a), I(b)], (x, y) => mul(x, y), zipRef(a, b, (p, q) => p * q), opts);
-  await checkOp(
-    "i32 div",
-    [I(a), I(b)],
-    (x, y) => div(x, y),
-    zipRef(a, b, (p, q) => Math.trunc(p / q)),
-    opts,
-  );
-  await checkOp("i32 max", [I(a), I(b)], (x, y) => maximum(x, y), zipRef(a, b, Math.max), opts);
-  await checkOp("i32 min", [I(a), I(b)], (x, y) => minimum(x, y), zipRef(a, b, Math.min), opts);
-  await checkOp("i32 neg", [I(a)], neg, mapRef(a, (v) => -v), opts);
-  await checkOp("i32 abs", [I(a)], abs, mapRef(a, Math.abs), opts);
-  await checkOp("i32 relu", [I(a)], relu, mapRef(a, (v) => Math.max(v, 0)), opts);
-  await checkOp("i32 + 3", [I(a)], (x) => add(x, 3), mapRef(a, (v) => v + 3), opts);
-  await checkOp("i32 * -2", [I(a)], (x) => mul(x, -2), mapRef(a, (v) => v * -2), opts);
-  await checkOp("7 - i32", [I(a)], (x) => sub(7, x), mapRef(a, (v) => 7 - v), opts);
-  await checkOp("i32 / 7", [I(a)], (x) => div(x, 7), mapRef(a, (v) => Math.trunc(v / 7)), opts);
+  // [7, 33] runs the scalar kernels, [8, 32] their vec4 forms.
+  for (const [sa, sb] of [[[7, 33], [33]], [[8, 32], [32]]]) {
+    const a = r.intRef(sa, -1000, 1000);
+    const b = mapRef(r.intRef(sb, 1, 50), (v) => (r.next() < 0.5 ? -v : v));
+    const I = (x: Ref) => ({ ref: x, dtype: "i32" as const });
+    const opts = { dtype: "i32" as const, rtol: 0, atol: 0 };
+    await checkOp(
+      "i32 add",
+      [I(a), I(b)],
+      (x, y) => add(x, y),
+      zipRef(a, b, (p, q) => p + q),
+      opts,
+    );
+    await checkOp(
+      "i32 sub",
+      [I(a), I(b)],
+      (x, y) => sub(x, y),
+      zipRef(a, b, (p, q) => p - q),
+      opts,
+    );
+    await checkOp(
+      "i32 mul",
+      [I(a), I(b)],
+      (x, y) => mul(x, y),
+      zipRef(a, b, (p, q) => p * q),
+      opts,
+    );
+    await checkOp(
+      "i32 div",
+      [I(a), I(b)],
+      (x, y) => div(x, y),
+      zipRef(a, b, (p, q) => Math.trunc(p / q)),
+      opts,
+    );
+    await checkOp("i32 max", [I(a), I(b)], (x, y) => maximum(x, y), zipRef(a, b, Math.max), opts);
+    await checkOp("i32 min", [I(a), I(b)], (x, y) => minimum(x, y), zipRef(a, b, Math.min), opts);
+    await checkOp("i32 neg", [I(a)], neg, mapRef(a, (v) => -v), opts);
+    await checkOp("i32 abs", [I(a)], abs, mapRef(a, Math.abs), opts);
+    await checkOp("i32 relu", [I(a)], relu, mapRef(a, (v) => Math.max(v, 0)), opts);
+    await checkOp("i32 + 3", [I(a)], (x) => add(x, 3), mapRef(a, (v) => v + 3), opts);
+    await checkOp("i32 * -2", [I(a)], (x) => mul(x, -2), mapRef(a, (v) => v * -2), opts);
+    await checkOp("7 - i32", [I(a)], (x) => sub(7, x), mapRef(a, (v) => 7 - v), opts);
+    await checkOp("i32 / 7", [I(a)], (x) => div(x, 7), mapRef(a, (v) => Math.trunc(v / 7)), opts);
+  }
 });
 
 Deno.test("u32 arithmetic wraps modulo 2^32", async () => {

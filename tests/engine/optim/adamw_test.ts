@@ -19,7 +19,7 @@ function refState(n: number) {
 Deno.test("AdamW() matches the float64 reference, bias correction included, over 5 steps", async () => {
   const rand = rng(11);
   const o: AdamwRefOptions = { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05 };
-  const shapes = [[9, 4], [4], [300]];
+  const shapes = [[9, 4], [4], [300], [7]]; // multiples of 4 (vec4 kernel) and one that is not
   const params = shapes.map((s) => param(randn(s.reduce((a, b) => a * b, 1), rand), s));
   const ref = await Promise.all(params.map(async (p) => Float64Array.from(await p.toArray())));
   const states = params.map((p) => refState(p.size));

@@ -16,7 +16,7 @@ import {
 /** Runs `steps` steps of our SGD and of the float64 reference on the same random grads. */
 async function compareWithReference(o: SgdRefOptions, steps: number, seed: number) {
   const rand = rng(seed);
-  const shapes = [[7, 5], [5], [130]];
+  const shapes = [[7, 5], [5], [130], [8, 4]]; // sizes not multiples of 4 (scalar kernel) and one that is (vec4)
   const params = shapes.map((s) => param(randn(s.reduce((a, b) => a * b, 1), rand), s));
   const ref = await Promise.all(params.map(async (p) => Float64Array.from(await p.toArray())));
   const refState = params.map(() => ({ buf: null as Float64Array | null }));

@@ -4,9 +4,9 @@
  * process so the rest of the suite keeps a healthy one.
  */
 import assert from "node:assert/strict";
-import { softmax, synchronize, Tensor, tensor } from "../../mod.ts";
+import { relu, softmax, synchronize, Tensor, tensor } from "../../mod.ts";
 import { gpu } from "../../engine/device.ts";
-import { run } from "../../engine/dispatch.ts";
+import { bindGroupCount, run } from "../../engine/dispatch.ts";
 import type { KernelProgram } from "../../kernels/program.ts";
 import { runSelfCheck } from "../../engine/self_check.ts";
 
@@ -154,4 +154,18 @@ Deno.test("run() checks a kernel's binding count against the program", async () 
   );
   t.dispose();
   await synchronize();
+});
+
+Deno.test("run() reuses a bind group for the same kernel and buffers, and never mixes buffers up", async () => {
+  const a = tensor([-1, 2, -3, 4, 5, -6, 7, -8]);
+  const b = tensor([1, -2, 3, -4, -5, 6, -7, 8]);
+  relu(a).dispose(); // the output buffer goes back to the pool
+  const before = bindGroupCount();
+  const ya = relu(a); // the same input and (pooled) output buffer: the cached bind group
+  assert.equal(bindGroupCount(), before);
+  const yb = relu(b); // another input: a bind group of its own, and b's values
+  assert.equal(bindGroupCount(), before + 1);
+  assert.deepEqual(Array.from(await ya.toArray()), [0, 2, 0, 4, 5, 0, 7, 0]);
+  assert.deepEqual(Array.from(await yb.toArray()), [1, 0, 3, 0, 0, 6, 0, 8]);
+  for (const t of [a, b, ya, yb]) t.dispose();
 });

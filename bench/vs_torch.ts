@@ -19,7 +19,7 @@
  * in PyTorch with torchvision's / Hugging Face's names and loads them strictly.
  * The first losses (forward only) must agree within 1e-3 relative, and for
  * the ResNet also the loss of the first training step (no dropout there), or
- * the row fails. Then after two warm-up steps each, `--rounds` rounds of
+ * the row fails. Then after four warm-up steps each, `--rounds` rounds of
  * `--steps` steps of ours, then of PyTorch; every step is forward, backward,
  * update and reading the loss back on both sides. Reported: median ms per step
  * and the ratio (ours / PyTorch: > 1 means we are slower).
@@ -342,8 +342,10 @@ async function runRow(row: Row): Promise<Result> {
       result.losses.torch.push(b);
       if (!close(a, b)) throw new Error(`first step losses differ: ours ${a}, torch ${b}`);
     }
-    for (let i = 0; i < 2; i++) await bm.stepLoss(opt);
-    await torch.ask("time 2");
+    // Warm-up: PyTorch's steps settle only after a few (ResNet-18 w8: 133-152 ms for the first
+    // two timed steps after two warm-up steps, 57-62 ms after four).
+    for (let i = 0; i < 4; i++) await bm.stepLoss(opt);
+    await torch.ask("time 4");
     for (let r = 0; r < rounds; r++) {
       for (let i = 0; i < steps; i++) {
         const t = performance.now();

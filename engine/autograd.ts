@@ -116,6 +116,11 @@ export interface Node<P extends Op = Op> {
   needs: boolean[];
   /** Tensors the backward rule reads; released once it has run. */
   saved: Tensor[];
+  /**
+   * Other GPU resources the backward rule reads (a conv's packed input
+   * texture), disposed with the saved tensors.
+   */
+  keep?: { dispose(): void }[];
   /** Whether backward has already consumed this node. */
   freed: boolean;
 }
@@ -166,6 +171,8 @@ export function noGrad<T>(fn: () => T): T {
 export function freeNode(node: Node): void {
   if (node.freed) return;
   node.freed = true;
+  for (const k of node.keep ?? []) k.dispose();
+  node.keep = undefined;
   for (const t of node.saved) {
     const s = t.storage;
     if (--s.savedBy === 0 && s.category === "activation") s.category = "temporary";
@@ -177,7 +184,9 @@ export function freeNode(node: Node): void {
 /**
  * Attaches a node to `out` when grad mode is on and some input requires grad.
  * `save` is called only then, so an op on frozen inputs saves nothing. Saved
- * tensors are shared views held by the tape until backward consumes them.
+ * tensors are shared views held by the tape until backward consumes them;
+ * `keep` are other resources the node then owns (disposed with it). Returns
+ * whether a node was recorded (if not, `keep` is still the caller's).
  */
 export function record<P extends Op>(
   op: P,
@@ -185,10 +194,11 @@ export function record<P extends Op>(
   inputs: Tensor[],
   out: Tensor,
   save?: (needs: boolean[]) => Tensor[],
-): void {
-  if (!gradEnabled) return;
+  keep?: { dispose(): void }[],
+): boolean {
+  if (!gradEnabled) return false;
   const needs = inputs.map((t) => t.requiresGrad);
-  if (!needs.some((n) => n)) return;
+  if (!needs.some((n) => n)) return false;
   const saved = save ? save(needs).map((t) => t.saveForBackward()) : [];
   const node: Node<P> = {
     op,
@@ -197,7 +207,9 @@ export function record<P extends Op>(
     inputShapes: inputs.map((t) => t.shape),
     needs,
     saved,
+    keep,
     freed: false,
   };
   out.setNode(node as unknown as Node);
+  return true;
 }

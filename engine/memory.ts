@@ -233,6 +233,34 @@ function acquire(capacity: number, forWrite: boolean): GPUBuffer {
   return device.createBuffer({ size: capacity, usage });
 }
 
+/**
+ * Counts `bytes` of GPU memory held outside storages (a packed texture a tape
+ * node keeps for backward) as live bytes of `category`, so that
+ * {@link memoryStats}' live and peak bytes include it. Returns the function
+ * that stops counting them (call it once).
+ *
+ * @example
+ * ```ts
+ * import { holdExternal, memoryStats } from "./memory.ts";
+ * const before = memoryStats().liveBytes;
+ * const done = holdExternal(4096, "activation");
+ * console.log(memoryStats().liveBytes - before); // 4096
+ * done();
+ * ```
+ */
+export function holdExternal(bytes: number, category: MemoryCategory): () => void {
+  liveBytes += bytes;
+  byCategory[category] += bytes;
+  if (liveBytes > peakBytes) peakBytes = liveBytes;
+  let held = true;
+  return () => {
+    if (!held) return;
+    held = false;
+    liveBytes -= bytes;
+    byCategory[category] -= bytes;
+  };
+}
+
 /** GPU memory a kernel family keeps for reuse outside the tensor pool (e.g. packed textures). */
 export interface ScratchCache {
   /** Bytes held now. */

@@ -108,6 +108,37 @@ export class ScratchTextures {
     }
   }
 
+  /**
+   * Like {@link get}, but the texture leaves the cache: it is the caller's
+   * until {@link give} returns it (a conv's packed input kept for backward),
+   * and no later `get` hands it out meanwhile.
+   */
+  take(role: string, w: number, h: number, layers: number): ScratchTexture {
+    const s = this.get(role, w, h, layers);
+    this.#map.delete(this.#keyOf(s));
+    this.#bytes -= s.bytes;
+    return s;
+  }
+
+  /** Returns a texture from {@link take} to the cache (dropped if its device was lost). */
+  give(s: ScratchTexture): void {
+    if (s.device !== gpu().device) return;
+    const key = this.#keyOf(s);
+    const old = this.#map.get(key);
+    if (old) {
+      // Another of the same size was made meanwhile: keep one.
+      destroyAfterSubmit(s.texture);
+      return;
+    }
+    this.#release(this.#budget - s.bytes, false, undefined);
+    this.#map.set(key, s);
+    this.#bytes += s.bytes;
+  }
+
+  #keyOf(s: ScratchTexture): string {
+    return `${s.role}:${s.texture.width}x${s.texture.height}x${s.texture.depthOrArrayLayers}`;
+  }
+
   /** The texture for `role` of at least `w × h × layers` texels, made or reused. */
   get(role: string, w0: number, h0: number, layers0: number): ScratchTexture {
     const { device, limits } = gpu();

@@ -87,18 +87,55 @@ export const MAX_K_BUFFER = LOOP_LIMIT;
  */
 export const MAX_K4_TEXTURE = LOOP_LIMIT;
 
-/** Rows of C per invocation (texture kernel). */
+/** Rows of C per invocation (texture kernel, default tile). */
 export const TEX_TM = 16;
-/** Columns of C per invocation (texture kernel): 4 texels of 4 columns. */
+/** Columns of C per invocation (texture kernel, default tile): 4 texels of 4 columns. */
 export const TEX_TN = 16;
-/** Workgroup width of the texture kernel (along N, in texel columns). */
+/** Workgroup width of the texture kernel (along N, in texel columns; default tile). */
 export const TEX_WG_X = 8;
-/** Workgroup height of the texture kernel (along M). */
+/** Workgroup height of the texture kernel (along M; default tile). */
 export const TEX_WG_Y = 2;
+
+/**
+ * A tile of the texture kernel: `tm` rows × `tn` columns of C per invocation
+ * (`tn` a multiple of 4), workgroup `wgx × wgy`.
+ */
+export interface TexTile {
+  /** Rows per invocation. */
+  tm: number;
+  /** Columns per invocation (texels of 4). */
+  tn: number;
+  /** Workgroup width, along N. */
+  wgx: number;
+  /** Workgroup height, along M. */
+  wgy: number;
+}
+
+/** The tile used unless tuning chose another (measured best on llvmpipe: see above). */
+export const DEFAULT_TEX_TILE: TexTile = { tm: TEX_TM, tn: TEX_TN, wgx: TEX_WG_X, wgy: TEX_WG_Y };
+
+/**
+ * The tiles `deno task tune` tries, by name: register-heavy ones suit
+ * llvmpipe (its SIMD runs across invocations, so one invocation's tile is
+ * its register block), small ones with large workgroups suit GPUs, whose
+ * registers per thread are few and whose occupancy wants many threads.
+ */
+export const TEX_TILES: Record<string, TexTile> = {
+  "16x16/8x2": DEFAULT_TEX_TILE,
+  "32x16/8x1": { tm: 32, tn: 16, wgx: 8, wgy: 1 },
+  "16x8/8x2": { tm: 16, tn: 8, wgx: 8, wgy: 2 },
+  "8x8/8x4": { tm: 8, tn: 8, wgx: 8, wgy: 4 },
+  "4x8/16x4": { tm: 4, tn: 8, wgx: 16, wgy: 4 },
+  "4x4/16x16": { tm: 4, tn: 4, wgx: 16, wgy: 16 },
+  "2x4/32x8": { tm: 2, tn: 4, wgx: 32, wgy: 8 },
+};
+
+/** The name of a tile of {@link TEX_TILES} (or its dimensions, for another). */
+export function texTileName(t: TexTile): string {
+  return `${t.tm}x${t.tn}/${t.wgx}x${t.wgy}`;
+}
 /** Workgroup shape of the packing kernel (x along texels, y along rows). */
 export const PACK_WG = 8;
-
-const TEX_NV = TEX_TN / 4;
 
 function epilogue(act: MatmulAct, bias: boolean, v: string, bv = "bv"): string {
   const b = bias ? `${v} + ${bv}` : v;
@@ -216,26 +253,32 @@ ${STORE4}`,
  * Uniforms: `M, N, K4, N4, lA, lB, cOff, sC, kFirst, kLast, 0, 0` where
  * `K4 = ⌈K/4⌉`, `N4 = ⌈N/4⌉`, `lA`/`lB` are 1 when the operand has one layer
  * per batch entry, 0 when it is shared, and C's batch entry `b` starts at
- * `cOff + b·sC`. Grid: `[⌈N4/(TEX_WG_X·TEX_TN/4)⌉, ⌈M/(TEX_WG_Y·TEX_TM)⌉, batch]`.
+ * `cOff + b·sC`. Grid: `[⌈N4/(wgx·tn/4)⌉, ⌈M/(wgy·tm)⌉, batch]` for the `tile`.
  *
  * The textures may hold one block of K (at most {@link MAX_K4_TEXTURE} texels:
  * `LOOP_BUDGET` in kernels/program.ts): unless `kFirst`, the kernel adds its
  * sums to those already in C, and only with `kLast` does it apply the bias
  * and the activation.
  */
-export function matmulTexProgram(bias: boolean, act: MatmulAct): KernelProgram {
-  const rows = Array.from({ length: TEX_TM }, (_, i) => i);
-  const groups = Array.from({ length: TEX_NV }, (_, t) => t);
+export function matmulTexProgram(
+  bias: boolean,
+  act: MatmulAct,
+  tile: TexTile = DEFAULT_TEX_TILE,
+): KernelProgram {
+  const { tm, wgx, wgy } = tile;
+  const nv = tile.tn / 4;
+  const rows = Array.from({ length: tm }, (_, i) => i);
+  const groups = Array.from({ length: nv }, (_, t) => t);
   const L: string[] = [];
   L.push(`let b = wid.z;
-  let row = (wid.y * ${TEX_WG_Y}u + lid.y) * ${TEX_TM}u;
+  let row = (wid.y * ${wgy}u + lid.y) * ${tm}u;
   if (row >= u.M) { return; }
   let la = b * u.lA;
   let lb = b * u.lB;`);
   // Texel columns of this invocation: strided by the workgroup width so that the lanes of one
   // vector fetch neighbouring texels. Out-of-range ones are clamped and never stored.
   for (const t of groups) {
-    L.push(`let g${t} = wid.x * ${TEX_WG_X * TEX_NV}u + ${t * TEX_WG_X}u + lid.x;`);
+    L.push(`let g${t} = wid.x * ${wgx * nv}u + ${t * wgx}u + lid.x;`);
     L.push(`let gc${t} = min(g${t}, u.N4 - 1u);`);
   }
   for (const i of rows) L.push(`let m${i} = min(row + ${i}u, u.M - 1u);`);
@@ -266,7 +309,7 @@ export function matmulTexProgram(bias: boolean, act: MatmulAct): KernelProgram {
       );
     }
   }
-  L.push(`let rows = min(u.M - row, ${TEX_TM}u);`);
+  L.push(`let rows = min(u.M - row, ${tm}u);`);
   L.push(`for (var i = 0u; i < rows; i++) {`);
   L.push(`  let base = cBase + (row + i) * u.N;`);
   for (const t of groups) {
@@ -283,7 +326,7 @@ export function matmulTexProgram(bias: boolean, act: MatmulAct): KernelProgram {
   L.push(`}`);
   return {
     name: `matmul_tex${bias ? "_bias" : ""}${act !== "none" ? "_" + act : ""}`,
-    key: `matmul_tex_${TEX_TM}x${TEX_TN}_${+bias}_${act}`,
+    key: `matmul_tex_${texTileName(tile)}_${+bias}_${act}`,
     inputs: bias ? 3 : 2,
     outputs: 1,
     uniforms: true,
@@ -299,7 +342,7 @@ ${bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
 @group(0) @binding(${bias ? 3 : 2}) var<storage, read_write> C: array<f32>;
 @group(0) @binding(${bias ? 4 : 3}) var<uniform> u: U;
 ${actWgsl(act)}
-@compute @workgroup_size(${TEX_WG_X}, ${TEX_WG_Y})
+@compute @workgroup_size(${wgx}, ${wgy})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   ${L.join("\n  ")}
 }

@@ -11,6 +11,7 @@ import { type BufferRange, copyBuffer, copyBufferToTexture, run } from "../dispa
 import { gpu } from "../device.ts";
 import type { Storage } from "../memory.ts";
 import { ScratchTextures } from "../scratch.ts";
+import { matmulTile } from "../tune.ts";
 import {
   type MatmulAct,
   matmulPackProgram,
@@ -19,10 +20,6 @@ import {
   MAX_K4_TEXTURE,
   MAX_K_BUFFER,
   PACK_WG,
-  TEX_TM,
-  TEX_TN,
-  TEX_WG_X,
-  TEX_WG_Y,
   TM,
   TN,
   WG_X,
@@ -313,7 +310,8 @@ function runTextured(g: Geometry, o: Operands, act: MatmulAct): void {
           const [s, off] = base(o.a);
           copyBufferToTexture(s, off + 4 * offA, 4 * K, M, at.texture, [K4, rows, lA]);
         } else pack(o.a, at.view, offA, rows, kn, rows, transA ? M : K, transA, lA, sA);
-        run(matmulTexProgram(!!o.bias, act), {
+        const tile = matmulTile(rows, N, kn);
+        run(matmulTexProgram(!!o.bias, act, tile), {
           inputs: o.bias ? [at.view, bt.view, o.bias] : [at.view, bt.view],
           outputs: [o.out],
           uniforms: new Uint32Array([
@@ -331,8 +329,8 @@ function runTextured(g: Geometry, o: Operands, act: MatmulAct): void {
             0,
           ]),
           workgroups: [
-            Math.ceil(N4 / (TEX_WG_X * (TEX_TN / 4))),
-            Math.ceil(rows / (TEX_WG_Y * TEX_TM)),
+            Math.ceil(N4 / (tile.wgx * (tile.tn / 4))),
+            Math.ceil(rows / (tile.wgy * tile.tm)),
             nb,
           ],
           flops: 2 * nb * rows * N * kn,

@@ -11,6 +11,10 @@ import { matmul } from "../../../mod.ts";
 import { setMatmulTextureChunks } from "../../../engine/ops/matmul.ts";
 import { matmulRef, Rng } from "../../helpers/reference.ts";
 import { checkOp } from "../../helpers/gpu.ts";
+import { matmulClass, matmulTile, parseTuning, setTuning } from "../../../engine/tune.ts";
+import { TEX_TILES } from "../../../kernels/matmul.ts";
+import { gpu } from "../../../engine/device.ts";
+import assert from "node:assert/strict";
 
 const TRANSPOSES: [boolean, boolean][] = [[false, false], [true, false], [false, true], [
   true,
@@ -196,4 +200,73 @@ Deno.test("matmul() is right for texture layer counts that wgpu's GL backend gue
     [[], [6], [16, 64, 256]],
   ];
   await checkBatched(r, cases, [[false, false], [true, true]]);
+});
+
+Deno.test("matmul() gives the float64 result with every tile deno task tune may choose", async () => {
+  const r = new Rng(14);
+  // Odd sizes (partial tiles on every side), a batch, and the fused epilogue.
+  const shapes = [[70, 130, 37], [33, 64, 65]];
+  try {
+    for (const name of Object.keys(TEX_TILES)) {
+      const matmul_tex: Record<string, string> = {};
+      for (const [M, K, N] of shapes) matmul_tex[matmulClass(M, N, K)] = name;
+      setTuning({ format: 1, adapters: { [gpu().label]: { matmul_tex } } });
+      for (const [M, K, N] of shapes) {
+        assert.deepEqual(matmulTile(M, N, K), TEX_TILES[name]);
+        for (const [transA, transB] of [[false, false], [true, true]] as [boolean, boolean][]) {
+          const [a, b] = operands(r, [2], [], [M, K, N], transA, transB);
+          const bias = r.nonzero([N], 0.1, 1);
+          await checkOp(
+            `tile ${name} [${M}, ${K}, ${N}] tA=${transA} tB=${transB}`,
+            [a, b, bias],
+            (x, y, z) => matmul(x, y, { transA, transB, bias: z, act: "relu" }),
+            matmulRef(a, b, { transA, transB, bias, act: "relu" }),
+            tol(K),
+          );
+        }
+      }
+    }
+  } finally {
+    setTuning(undefined);
+  }
+});
+
+Deno.test("a tuning file is checked: format, and tiles that exist", () => {
+  const ok = parseTuning(
+    '{"format": 1, "adapters": {"a": {"matmul_tex": {"16x16x16": "8x8/8x4"}}}}',
+  );
+  assert.equal(ok.adapters.a.matmul_tex!["16x16x16"], "8x8/8x4");
+  assert.throws(() => parseTuning("{", "t.json"), /t.json: not JSON/);
+  assert.throws(() => parseTuning('{"format": 2, "adapters": {}}'), /expected \{"format": 1/);
+  assert.throws(
+    () => parseTuning('{"format": 1, "adapters": {"a": {"matmul_tex": {"16x16x16": "3x3/1x1"}}}}'),
+    /a: matmul_tex 16x16x16: unknown tile "3x3\/1x1"/,
+  );
+});
+
+Deno.test("the engine reads its tiles from FROST_TUNE_FILE, for this adapter only", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/tune.json`;
+  const prev = Deno.env.get("FROST_TUNE_FILE");
+  await Deno.writeTextFile(
+    path,
+    JSON.stringify({
+      format: 1,
+      adapters: {
+        [gpu().label]: { matmul_tex: { "256x256x256": "8x8/8x4" } },
+        "another adapter": { matmul_tex: { "512x512x512": "2x4/32x8" } },
+      },
+    }),
+  );
+  try {
+    Deno.env.set("FROST_TUNE_FILE", path);
+    setTuning(undefined); // read the file again on next use
+    assert.deepEqual(matmulTile(200, 256, 130), TEX_TILES["8x8/8x4"]);
+    assert.deepEqual(matmulTile(512, 512, 512), TEX_TILES["16x16/8x2"]); // not this adapter's
+  } finally {
+    if (prev === undefined) Deno.env.delete("FROST_TUNE_FILE");
+    else Deno.env.set("FROST_TUNE_FILE", prev);
+    setTuning(undefined);
+    await Deno.remove(dir, { recursive: true });
+  }
 });

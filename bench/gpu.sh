@@ -4,7 +4,8 @@
 # a compressed copy carried in the working tree, checks our results against
 # float64 sums and PyTorch on that GPU, and times matmul 1024-8192, conv2d and
 # the ResNet-18 and BERT-mini training steps against PyTorch eager (f32, TF32
-# off), writing the table to $OUT (or bench/results/) with the GPU named.
+# off), after `deno task tune` has chosen the matmul tiles for that GPU,
+# writing the table to $OUT (or bench/results/) with the GPU named.
 #
 # Prepare once on this machine (both paths are ignored by git, so they travel
 # only when named in the device tool's `carry`):
@@ -46,7 +47,9 @@ timeout 150 deno test -A --no-check tests/engine/ops/matmul_test.ts tests/engine
   tests/engine/ops/batchnorm_test.ts tests/engine/ops/elementwise_test.ts 2>&1 |
   grep -E "^(ok|FAILED)|passed|failed" | tail -5 | tee -a "$log"
 
-# Then ours against PyTorch on this GPU, one table.
+# Tile choice for this GPU (the table it prints goes to the log), then ours against PyTorch.
+export FROST_TUNE_FILE="$out/tune.json"
+timeout 90 deno run -A --no-check bench/tune.ts 2>&1 | tee -a "$log" | tail -12
 timeout 330 deno run -A --no-check bench/vs_torch.ts --device cuda --rounds 3 --steps 3 \
   --only matmul1024,matmul2048,matmul4096,matmul8192,conv,resnet16,bert \
   --json "$out/gpu-vs-torch.json" 2>>"$log" | tee "$out/gpu-vs-torch.md"

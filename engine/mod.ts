@@ -100,6 +100,13 @@ export {
   type ScaledDotProductAttentionOptions,
 } from "./ops/attention.ts";
 export * as optim from "./optim/mod.ts";
-export { formatProfile, type KernelStats, profile, type ProfileReport } from "./profiler.ts";
+export {
+  formatPhases,
+  formatProfile,
+  type KernelStats,
+  profile,
+  profilePhase,
+  type ProfileReport,
+} from "./profiler.ts";
 export * as nn from "./nn/mod.ts";
 export { loadSafetensors, loadSafetensorsWithMetadata, saveSafetensors } from "./checkpoint.ts";

@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { formatProfile, matmul, profile, randn, relu, scope } from "../../mod.ts";
+import {
+  formatPhases,
+  formatProfile,
+  matmul,
+  profile,
+  profilePhase,
+  randn,
+  relu,
+  scope,
+} from "../../mod.ts";
 
 for (const timestamps of [true, false]) {
   Deno.test(`profile() counts every kernel of a block and times it (${timestamps ? "GPU timestamps" : "CPU queue timing"})`, async () => {
@@ -66,3 +75,29 @@ Deno.test("flopCount() adds every kernel's FLOPs, all finite, through a ResNet's
   assert.ok(Number.isFinite(counted) && counted > 0);
   assert.ok(Math.abs(counted - declared) <= 1e-9 * declared, `${counted} vs ${declared}`);
 });
+
+for (const timestamps of [true, false]) {
+  Deno.test(`profilePhase() labels the kernels that follow, and formatPhases() sums each phase (${timestamps ? "GPU timestamps" : "CPU queue timing"})`, async () => {
+    const a = randn([64, 32]);
+    const b = randn([32, 48]);
+    profilePhase("outside"); // no profile running: ignored
+    const { report } = await profile(() =>
+      scope(() => {
+        profilePhase("one");
+        matmul(a, b);
+        profilePhase("two");
+        relu(a);
+        relu(b);
+      }), { timestamps });
+    const by = (p: string) => report.kernels.filter((k) => k.phase === p);
+    assert.deepEqual(by("one").map((k) => [k.name, k.calls]), [["matmul", 1]]);
+    assert.deepEqual(by("two").map((k) => [k.name, k.calls]), [["unary_relu", 2]]);
+    assert.equal(report.kernels.length, 2);
+    const text = formatPhases(report);
+    assert.match(text, /^phase\s+kernel\s+calls\s+ms\s+share/);
+    assert.match(text, /\ntwo\s+\(all\)\s+2\s/);
+    assert.match(text, /\nall\s+\(all\)\s+3\s.*100\.0%/);
+    a.dispose();
+    b.dispose();
+  });
+}

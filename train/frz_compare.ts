@@ -114,6 +114,38 @@ export interface CompareRun {
   curve: [number, number][];
   /** The adapter and backend. */
   device: string;
+  /** The engine's source hash the run was measured with (see {@link engineId}). */
+  engine?: string;
+}
+
+/**
+ * A hash of the engine's and the kernels' sources (`engine/**`, `kernels/**`).
+ * Times compare only within one engine: a restarted comparison reruns the
+ * runs finished with another (their results move to `OUT/superseded/<id>/`),
+ * and restarts from scratch an interrupted run begun with another.
+ */
+export async function engineId(): Promise<string> {
+  const root = new URL("../", import.meta.url);
+  const files: string[] = [];
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(new URL(dir, root))) {
+      const path = `${dir}/${e.name}`;
+      if (e.isDirectory) await walk(path);
+      else if (e.name.endsWith(".ts")) files.push(path);
+    }
+  };
+  await walk("engine");
+  await walk("kernels");
+  files.sort();
+  const parts: Uint8Array[] = [];
+  for (const f of files) {
+    parts.push(new TextEncoder().encode(`${f}\n`), await Deno.readFile(new URL(f, root)));
+  }
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) all.set(p, (at += p.length) - p.length);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return Array.from(digest.slice(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -305,12 +337,26 @@ async function runOne(
   out: string,
   runsDir: string,
   extra: string[],
+  engine: string,
 ): Promise<CompareRun> {
-  const resultPath = `${out}/results/${w.name}/${method}-s${seed}.json`;
-  if (await exists(resultPath)) return JSON.parse(await Deno.readTextFile(resultPath));
+  const name = `${method}-s${seed}.json`;
+  const resultPath = `${out}/results/${w.name}/${name}`;
   const dir = `${runsDir}/${w.name}/${method}-s${seed}`;
+  if (await exists(resultPath)) {
+    const done: CompareRun = JSON.parse(await Deno.readTextFile(resultPath));
+    if (done.engine === engine) return done;
+    const old = `${out}/superseded/${done.engine ?? "unknown"}/${w.name}`;
+    console.log(`  measured with engine ${done.engine ?? "(unrecorded)"}: moved to ${old}, rerun`);
+    await Deno.mkdir(old, { recursive: true });
+    await Deno.rename(resultPath, `${old}/${name}`);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  // An interrupted run resumes only on the engine it began with.
+  const began = await Deno.readTextFile(`${dir}/ENGINE`).catch(() => null);
+  if (began !== null && began.trim() !== engine) await Deno.remove(dir, { recursive: true });
   const resume = await exists(`${dir}/LATEST`);
   await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/ENGINE`, engine + "\n");
   const args = [
     "run",
     "--lock=deno.lock",
@@ -348,7 +394,7 @@ async function runOne(
       }`,
     );
   }
-  const run = await readRun(dir, w.name, method, seed);
+  const run = { ...await readRun(dir, w.name, method, seed), engine };
   await Deno.mkdir(`${out}/results/${w.name}`, { recursive: true });
   await Deno.writeTextFile(`${resultPath}.tmp`, JSON.stringify(run, null, 1) + "\n");
   await Deno.rename(`${resultPath}.tmp`, resultPath);
@@ -407,6 +453,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const seeds = (values.seeds ?? (values.quick ? "1" : "1,2,3")).split(",").map(Number);
   await Deno.mkdir(out, { recursive: true });
+  const engine = await engineId();
+  console.log(`engine ${engine}`);
   const runs: CompareRun[] = [];
   const total = workloads.length * methods.length * seeds.length;
   let i = 0;
@@ -417,7 +465,7 @@ async function main(argv: string[]): Promise<number> {
         i++;
         const done = await exists(`${out}/results/${w.name}/${m}-s${seed}.json`);
         console.log(`[${i}/${total}] ${w.name} ${m} seed ${seed}${done ? ": done before" : ""}`);
-        runs.push(await runOne(w, m, seed, out, runsDir, extra));
+        runs.push(await runOne(w, m, seed, out, runsDir, extra, engine));
         await writeOutputs(out, runs);
       }
     }

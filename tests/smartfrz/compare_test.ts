@@ -60,6 +60,21 @@ Deno.test("frz:compare --quick runs every method, writes compare.json and the re
     const b = await compare(args);
     assert.equal(b.code, 0, b.stderr);
     assert.equal(b.stdout.match(/: done before/g)?.length, 2 * methods.length);
+    assert.equal(b.stdout.match(/, rerun/g), null);
+    // A run measured with another engine is set aside and measured again.
+    const one = `${dir}/out/results/quick-mlp3/none-s1.json`;
+    const old = JSON.parse(await Deno.readTextFile(one)) as CompareRun;
+    assert.match(old.engine ?? "", /^[0-9a-f]{12}$/);
+    await Deno.writeTextFile(one, JSON.stringify({ ...old, engine: "0123456789ab" }));
+    const c = await compare([...args, "--only", "quick-mlp3", "--methods", "none"]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(
+      c.stdout,
+      /measured with engine 0123456789ab: moved to .*superseded\/0123456789ab/,
+    );
+    const again = JSON.parse(await Deno.readTextFile(one)) as CompareRun;
+    assert.equal(again.engine, old.engine);
+    await Deno.stat(`${dir}/out/superseded/0123456789ab/quick-mlp3/none-s1.json`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

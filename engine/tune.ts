@@ -22,7 +22,7 @@
  */
 
 import { gpu, readEnv } from "./device.ts";
-import { DEFAULT_TEX_TILE, type TexTile, TEX_TILES } from "../kernels/matmul.ts";
+import { DEFAULT_TEX_TILE, TEX_TILES, type TexTile } from "../kernels/matmul.ts";
 
 /** The file's format: choices by adapter label, kernel family and shape class. */
 export interface TuningFile {

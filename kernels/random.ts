@@ -55,17 +55,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /** `out = x · keep / (1 − p)` where keep = uniform ≥ p; also its own backward (x = g). */
-export function dropoutProgram(): KernelProgram {
+export function dropoutProgram(vec = false): KernelProgram {
+  const a = vec ? "array<vec4<f32>>" : "array<f32>";
   return {
     name: "dropout",
-    key: "dropout",
+    key: `dropout_${vec}`,
     inputs: 1,
     outputs: 1,
     uniforms: true,
     wgsl: () =>
       `struct U { n: u32, seed: u32, offset: u32, pad: u32, p: f32, scale: f32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(0) var<storage, read> x: ${a};
+@group(0) @binding(1) var<storage, read_write> out: ${a};
 @group(0) @binding(2) var<uniform> u: U;
 ${RNG_WGSL}
 @compute @workgroup_size(64)
@@ -73,7 +74,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y) * 64u + lid;
   if (i >= u.n) { return; }
-  out[i] = select(0.0, x[i] * u.scale, uniform01(i) >= u.p);
+  ${
+        vec
+          ? `// Element 4i + k draws counter 4i + k, as the scalar form: the same mask either way.
+  let xv = x[i];
+  let e = 4u * i;
+  out[i] = select(vec4<f32>(0.0), xv * u.scale, vec4<f32>(uniform01(e), uniform01(e + 1u),
+    uniform01(e + 2u), uniform01(e + 3u)) >= vec4<f32>(u.p));`
+          : "out[i] = select(0.0, x[i] * u.scale, uniform01(i) >= u.p);"
+      }
 }`,
   };
 }

@@ -116,15 +116,16 @@ function dropoutRaw(x: Tensor, p: number, seed: number, offset: number): Tensor 
   for (const [start, n] of bindingChunks(x.size)) {
     if (n === 0) continue;
     const u = new ArrayBuffer(24);
-    new Uint32Array(u, 0, 4).set([n, seed, (offset + start) >>> 0, 0]);
+    const q = n % 4 === 0 ? 4 : 1; // vec4 loads and stores when the piece allows
+    new Uint32Array(u, 0, 4).set([n / q, seed, (offset + start) >>> 0, 0]);
     new Float32Array(u, 16, 2).set([p, 1 / (1 - p)]);
-    run(dropoutProgram(), {
+    run(dropoutProgram(q === 4), {
       inputs: [rangeOf(x.storage, start, n)],
       outputs: [rangeOf(out.storage, start, n)],
       uniforms: new Uint8Array(u),
-      // One invocation per element (no grid-stride loop): elementwiseGroups() is capped for
-      // grid-stride kernels and would leave elements past 2^26 unwritten.
-      workgroups: Math.ceil(n / 64),
+      // One invocation per element or vec4 (no grid-stride loop): elementwiseGroups() is capped
+      // for grid-stride kernels and would leave elements past 2^26 unwritten.
+      workgroups: Math.ceil(n / q / 64),
       bytes: 8 * n,
     });
   }

@@ -141,6 +141,18 @@ Deno.test("dropout() is reproducible with manualSeed() and differs between calls
   assert.notDeepEqual(b, a);
 });
 
+Deno.test("dropout() draws the same mask with vec4 loads (size a multiple of 4) as without", async () => {
+  // 1024 elements take the vec4 kernel, 1023 the scalar one: element k draws counter offset + k
+  // in both, so the first 1023 elements of the masks agree.
+  const x = ones([1024]);
+  manualSeed(21);
+  const a = await dropout(x, 0.5).toArray();
+  manualSeed(21);
+  const b = await dropout(ones([1023]), 0.5).toArray();
+  assert.deepEqual(Array.from(a.slice(0, 1023)), Array.from(b));
+  assert.ok(a.some((v) => v === 0) && a.some((v) => v === 2));
+});
+
 Deno.test("dropout() backward uses the forward's mask and scale", async () => {
   manualSeed(5);
   const xr = new Rng(5).nonzero([1000]);

@@ -21,12 +21,15 @@ export const COPY_CHUNK = 32;
  * index arithmetic over the outer axes (integer divisions, which llvmpipe
  * runs lane by lane) is paid once per chunk instead of once per element:
  * permuting [32, 128, 4, 32] -> [32, 4, 128, 32] took 152 ms with one
- * element per invocation.
+ * element per invocation. With `vec`, elements are vec4s (the caller divides
+ * every size, stride and base by 4: a contiguous innermost run of a multiple
+ * of 4, as attention's head split and merge have).
  */
-export function stridedCopyProgram(): KernelProgram {
+export function stridedCopyProgram(vec = false): KernelProgram {
+  const a = vec ? "array<vec4<u32>>" : "array<u32>";
   return {
     name: "strided_copy",
-    key: "strided_copy",
+    key: `strided_copy_${vec}`,
     inputs: 1,
     outputs: 1,
     uniforms: true,
@@ -37,8 +40,8 @@ struct U {
   shape: array<vec4<u32>, 2>, is: array<vec4<u32>, 2>, os: array<vec4<u32>, 2>,
 }
 fn dim(v: array<vec4<u32>, 2>, d: u32) -> u32 { return v[d >> 2u][d & 3u]; }
-@group(0) @binding(0) var<storage, read> src: array<u32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(0) var<storage, read> src: ${a};
+@group(0) @binding(1) var<storage, read_write> dst: ${a};
 @group(0) @binding(2) var<uniform> u: U;
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

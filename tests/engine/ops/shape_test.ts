@@ -108,6 +108,54 @@ Deno.test("permute() and transpose() match the reference", async () => {
   );
 });
 
+Deno.test("strided copies whose runs, strides and offsets are multiples of 4 (vec4) match the reference", async () => {
+  const r = new Rng(31);
+  // Attention's head split and merge at head size 64, and a permute of 8-wide runs.
+  for (
+    const [shape, perm] of [[[2, 5, 3, 64], [0, 2, 1, 3]], [[2, 3, 5, 64], [0, 2, 1, 3]], [[
+      3,
+      4,
+      8,
+    ], [1, 0, 2]]] as [number[], number[]][]
+  ) {
+    const x = r.nonzero(shape);
+    await checkOp(
+      `permute [${shape}] [${perm}]`,
+      [x],
+      (t) => permute(t, perm),
+      permuteRef(x, perm),
+      {
+        atol: 0,
+        rtol: 0,
+      },
+    );
+  }
+  // Slices starting at a multiple of 4 (vec4) and not (scalar) in the same tensor.
+  const y = r.nonzero([6, 16]);
+  for (const [starts, ends] of [[[2, 4], [5, 12]], [[2, 3], [5, 11]], [[1], [4]]]) {
+    await checkOp(
+      `slice [${starts}] [${ends}]`,
+      [y],
+      (t) => slice(t, starts, ends),
+      sliceRef(y, starts, ends),
+      {
+        atol: 0,
+      },
+    );
+  }
+  // Concat along the last axis: pieces of 8 and 4 (vec4), then 4 and 3 (scalar).
+  for (const shapes of [[[2, 8], [2, 4]], [[2, 4], [2, 3]]]) {
+    const xs = shapes.map((sh) => r.nonzero(sh));
+    await checkOp(
+      `concat ${JSON.stringify(shapes)}`,
+      xs,
+      (...ts) => concat(ts, 1),
+      concatRef(xs, 1),
+      { atol: 0 },
+    );
+  }
+});
+
 Deno.test("slice() matches Python slicing: leading axes, negative indices, clamping, empty", async () => {
   const r = new Rng(4);
   const x = r.nonzero([7, 33, 3]);

@@ -75,15 +75,115 @@ const U = /* wgsl */ `
 struct U { rows: u32, C: u32, T: u32, logT: u32, eps: f32, chunk: u32, P: u32, W: u32 }
 `;
 
-/** Binding declarations: inputs read-only, outputs read-write, then the uniforms. */
-function bindings(inputs: string[], outputs: string[]): string {
+/**
+ * Binding declarations: inputs read-only, outputs read-write, then the
+ * uniforms; the names in `vec4` are bound as `array<vec4<f32>>`.
+ */
+function bindings(inputs: string[], outputs: string[], vec4: string[] = []): string {
+  const t = (n: string) => (vec4.includes(n) ? "array<vec4<f32>>" : "array<f32>");
   return [
-    ...inputs.map((n, i) => `@group(0) @binding(${i}) var<storage, read> ${n}: array<f32>;`),
+    ...inputs.map((n, i) => `@group(0) @binding(${i}) var<storage, read> ${n}: ${t(n)};`),
     ...outputs.map((n, i) =>
-      `@group(0) @binding(${inputs.length + i}) var<storage, read_write> ${n}: array<f32>;`
+      `@group(0) @binding(${inputs.length + i}) var<storage, read_write> ${n}: ${t(n)};`
     ),
     `@group(0) @binding(${inputs.length + outputs.length}) var<uniform> u: U;`,
   ].join("\n");
+}
+
+/**
+ * The one-invocation-per-row schedule over vec4s of a row (rows of a
+ * multiple of 4 values): a quarter of the storage accesses for the same
+ * bytes, which is what these passes spend their time on (kernels/batchnorm.ts).
+ * Defines `row`, `valid`, `base` (in vec4s) and `C4`.
+ */
+const VEC_ROW = `
+@compute @workgroup_size(${LN_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let grp = wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y;
+  let row = grp * ${LN_WG}u + lid;
+  let valid = row < u.rows;
+  let C4 = u.C / 4u;
+  let base = min(row, u.rows - 1u) * C4;`;
+
+/**
+ * {@link lnForwardProgram} for rows of a multiple of 4 values, one invocation
+ * per row, vec4 loads and stores: each component keeps its own Welford state
+ * (`C/4` values each), merged at the end with Chan's formula.
+ */
+export function lnForwardVecProgram(v: { weight: boolean; bias: boolean }): KernelProgram {
+  const inputs = ["x", ...(v.weight ? ["w"] : []), ...(v.bias ? ["b"] : [])];
+  return {
+    name: "layer_norm",
+    key: `layer_norm_vec_${v.weight}_${v.bias}`,
+    inputs: inputs.length,
+    outputs: 3,
+    uniforms: true,
+    wgsl: () =>
+      `${U}
+${bindings(inputs, ["y", "meanOut", "rstdOut"], ["x", "w", "b", "y"])}
+${VEC_ROW}
+  let k0 = x[base].x;
+  var n = 0.0;
+  var mean = vec4<f32>(0.0);
+  var m2 = vec4<f32>(0.0);
+  for (var j = 0u; j < C4; j++) {
+    let v = x[base + j] - k0;
+    n += 1.0;
+    let d = v - mean;
+    mean += d / n;
+    m2 += d * (v - mean);
+  }
+  let mu = dot(mean, vec4<f32>(0.25));
+  let dm = mean - vec4<f32>(mu);
+  let r = 1.0 / sqrt(max(dot(m2, vec4<f32>(1.0)) + n * dot(dm, dm), 0.0) / f32(u.C) + u.eps);
+  if (valid) {
+    meanOut[row] = mu;
+    rstdOut[row] = r;
+  }
+  for (var j = 0u; j < C4; j++) {
+    let v = ((x[base + j] - k0) - mu) * r${v.weight ? " * w[j]" : ""}${v.bias ? " + b[j]" : ""};
+    if (valid) { y[base + j] = v; }
+  }
+}`,
+  };
+}
+
+/** {@link lnDxProgram} for rows of a multiple of 4 values, one invocation per row, vec4s. */
+export function lnDxVecProgram(v: { weight: boolean }): KernelProgram {
+  const inputs = ["g", "x", "mean", "rstd", ...(v.weight ? ["w"] : [])];
+  const gw = v.weight ? "g[base + j] * w[j]" : "g[base + j]";
+  return {
+    name: "layer_norm_backward",
+    key: `layer_norm_dx_vec_${v.weight}`,
+    inputs: inputs.length,
+    outputs: 1,
+    uniforms: true,
+    wgsl: () =>
+      `${U}
+${bindings(inputs, ["dx"], ["g", "x", "w", "dx"])}
+${VEC_ROW}
+  let rr = min(row, u.rows - 1u);
+  let k0 = x[base].x;
+  let mu = mean[rr];
+  let r = rstd[rr];
+  var a = vec4<f32>(0.0);
+  var b = vec4<f32>(0.0);
+  for (var j = 0u; j < C4; j++) {
+    let gv = ${gw};
+    a += gv;
+    b += gv * (((x[base + j] - k0) - mu) * r);
+  }
+  let inv = 1.0 / f32(u.C);
+  let c1 = dot(a, vec4<f32>(1.0)) * inv;
+  let c2 = dot(b, vec4<f32>(1.0)) * inv;
+  for (var j = 0u; j < C4; j++) {
+    let xh = ((x[base + j] - k0) - mu) * r;
+    let v = r * (${gw} - c1 - xh * c2);
+    if (valid) { dx[base + j] = v; }
+  }
+}`,
+  };
 }
 
 /**

@@ -20,7 +20,9 @@ import {
   LN_WG,
   lnColumnSumProgram,
   lnDxProgram,
+  lnDxVecProgram,
   lnForwardProgram,
+  lnForwardVecProgram,
   lnParamPartsProgram,
   lnUniforms,
 } from "../../kernels/layernorm.ts";
@@ -134,7 +136,12 @@ export function layerNorm(
   const rstd = Tensor.empty([rows]);
   if (x.size > 0) {
     const T = lanesPerRow(C);
-    run(lnForwardProgram({ weight: weight !== null, bias: bias !== null, perRow: T === 1 }), {
+    const flags = { weight: weight !== null, bias: bias !== null };
+    // vec4 loads where a row of one invocation holds a multiple of 4 values.
+    const program = T === 1 && C % 4 === 0
+      ? lnForwardVecProgram(flags)
+      : lnForwardProgram({ ...flags, perRow: T === 1 });
+    run(program, {
       inputs: [x, weight, bias].filter((t): t is Tensor => t !== null).map((t) => t.storage),
       outputs: [y.storage, mean.storage, rstd.storage],
       uniforms: lnUniforms({ rows, C, T, eps }),
@@ -230,7 +237,10 @@ export const layerNormVjp: VjpRule<"layerNorm"> = (node, g) => {
     dx = Tensor.empty(shape);
     if (g.size > 0) {
       const T = lanesPerRow(C);
-      run(lnDxProgram({ weight: hasW, perRow: T === 1 }), {
+      const program = T === 1 && C % 4 === 0
+        ? lnDxVecProgram({ weight: hasW })
+        : lnDxProgram({ weight: hasW, perRow: T === 1 });
+      run(program, {
         inputs: [g, x, mean, rstd, ...(hasW ? [w] : [])].map((t) => t.storage),
         outputs: [dx.storage],
         uniforms: lnUniforms({ rows, C, T }),

@@ -79,7 +79,8 @@ const TOL = { rtol: 1e-4, atol: 1e-5 };
 // ---------------------------------------------------------------- forward
 
 // C = 1 (the row is its mean), below/above the lanes-per-row steps, odd sizes, 3-D.
-const SHAPES = [[4, 1], [3, 7], [2, 3, 33], [5, 257], [1, 64], [9, 130]];
+// Rows of a multiple of 4 values ([1, 64], [4, 256], [3, 12]) take the vec4 kernels.
+const SHAPES = [[4, 1], [3, 7], [2, 3, 33], [5, 257], [1, 64], [9, 130], [4, 256], [3, 12]];
 
 Deno.test("layerNorm() matches the float64 reference over the last axis (with and without affine)", async () => {
   const r = new Rng(1);
@@ -158,11 +159,18 @@ Deno.test("layerNorm() gradients of x, weight and bias match central differences
     gpu: (x, w, b) => layerNorm(x, w, b, 0.1),
     ref: (x, w, b) => lnRef(x, w, b, 0.1),
   });
-  await gradcheck("no affine [4, 9]", {
-    inputs: [rowData(r, [4, 9])],
-    gpu: (x) => layerNorm(x),
-    ref: (x) => lnRef(x, null, null),
+  await gradcheck("affine [3, 8] (vec4 rows)", {
+    inputs: [rowData(r, [3, 8]), r.uniformRef([8], 0.5, 1.5), r.uniformRef([8], -1, 1)],
+    gpu: (x, w, b) => layerNorm(x, w, b),
+    ref: (x, w, b) => lnRef(x, w, b),
   });
+  for (const shape of [[4, 9], [2, 12]]) {
+    await gradcheck(`no affine [${shape}]`, {
+      inputs: [rowData(r, shape)],
+      gpu: (x) => layerNorm(x),
+      ref: (x) => lnRef(x, null, null),
+    });
+  }
   await gradcheck("weight only [3, 6], x frozen", {
     inputs: [rowData(r, [3, 6]), r.uniformRef([6], 0.5, 1.5)],
     gpu: (x, w) => layerNorm(x, w, null),

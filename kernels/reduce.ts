@@ -81,15 +81,20 @@ export const COLUMN_ROWS = 256;
  * (column, part of {@link COLUMN_ROWS} rows), writing `[parts, cols]` partial
  * results. The addresses need no index arithmetic (the general kernels pay
  * integer divisions per element, which llvmpipe runs lane by lane): bias
- * gradients of [4096, 512] went from 58 ms to ~8 ms.
+ * gradients of [4096, 512] went from 58 ms to ~8 ms. With `vec` (sums over a
+ * multiple of 4 columns), each invocation owns 4 neighbouring columns and
+ * loads them as one vec4 (`cols` in the uniforms then counts vec4s).
  */
 export function reduceColumnsProgram(
   fn: Exclude<ReduceFn, "argmax">,
   dtype: WgslScalar,
+  vec = false,
 ): KernelProgram {
+  if (vec && fn !== "sum") throw new Error("reduceColumnsProgram: vec4 form for sums only");
+  const t = vec ? "vec4<T>" : "T";
   return {
     name: `reduce_${fn}_cols`,
-    key: `reduce_cols_${fn}_${dtype}`,
+    key: `reduce_cols_${fn}_${dtype}_${vec}`,
     inputs: 1,
     outputs: 1,
     uniforms: true,
@@ -97,8 +102,8 @@ export function reduceColumnsProgram(
       `alias T = ${dtype};
 ${isNanWgsl(dtype)}
 struct U { rows: u32, cols: u32, parts: u32, pad: u32 }
-@group(0) @binding(0) var<storage, read> x: array<T>;
-@group(0) @binding(1) var<storage, read_write> out: array<T>;
+@group(0) @binding(0) var<storage, read> x: array<${t}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${t}>;
 @group(0) @binding(2) var<uniform> u: U;
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -108,7 +113,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let part = o / u.cols;
   let c = o - part * u.cols;
   let r1 = min(u.rows, (part + 1u) * ${COLUMN_ROWS}u);
-  var acc = ${identity(fn, dtype)};
+  var acc = ${vec ? `${t}(${identity(fn, dtype)})` : identity(fn, dtype)};
   for (var r = part * ${COLUMN_ROWS}u; r < r1; r++) { let v = x[r * u.cols + c]; ${combine(fn)} }
   out[o] = acc;
 }`,

@@ -134,11 +134,12 @@ function reduceColumns(
 ): Tensor {
   const parts = Math.max(1, Math.ceil(rows / COLUMN_ROWS));
   const out = Tensor.empty(parts > 1 ? [parts, cols] : shape, dtype);
-  run(reduceColumnsProgram(fn, dtype), {
+  const q = fn === "sum" && cols % 4 === 0 ? 4 : 1; // 4 columns per invocation, as a vec4
+  run(reduceColumnsProgram(fn, dtype, q === 4), {
     inputs: [input],
     outputs: [out.storage],
-    uniforms: new Uint32Array([rows, cols, parts, 0]),
-    workgroups: foldGrid(Math.ceil((parts * cols) / 64)),
+    uniforms: new Uint32Array([rows, cols / q, parts, 0]),
+    workgroups: foldGrid(Math.ceil((parts * cols) / q / 64)),
     bytes: 4 * (rows * cols + parts * cols),
     flops: rows * cols,
   });

@@ -395,6 +395,56 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   };
 }
 
+/**
+ * {@link matmulPackProgram} reading vec4s, for matrices whose sizes, leading
+ * dimension and offsets are multiples of 4. Without `trans` a texel is one
+ * vec4 load; with `trans` each invocation loads 4 vec4s (4 rows × 4 columns
+ * of the stored matrix) and stores the 4 texels of their transpose: a
+ * quarter of the storage loads either way. Uniforms as the scalar form, in
+ * elements; grid `[C4, ⌈Rp/8⌉, layers]`, or `[C4, ⌈Rp/32⌉, layers]` with
+ * `trans` (4 rows per invocation).
+ */
+export function matmulPackVecProgram(trans: boolean): KernelProgram {
+  const body = trans
+    ? `let r0 = g.y * 4u;
+  if (x >= u.C4 || r0 >= u.Rp) { return; }
+  let rb = min(r0, u.R - 4u);
+  let c = x * 4u;
+  let v0 = X[(base + c * u.ld + rb) / 4u];
+  let v1 = X[(base + (c + 1u) * u.ld + rb) / 4u];
+  let v2 = X[(base + (c + 2u) * u.ld + rb) / 4u];
+  let v3 = X[(base + (c + 3u) * u.ld + rb) / 4u];
+  let t = array<vec4<f32>, 4>(vec4<f32>(v0.x, v1.x, v2.x, v3.x), vec4<f32>(v0.y, v1.y, v2.y, v3.y),
+    vec4<f32>(v0.z, v1.z, v2.z, v3.z), vec4<f32>(v0.w, v1.w, v2.w, v3.w));
+  for (var i = 0u; i < 4u; i++) {
+    let r = r0 + i;
+    if (r < u.Rp) { textureStore(T, vec2<u32>(x, r), g.z, select(vec4<f32>(0.0), t[i], r < u.R)); }
+  }`
+    : `let r = g.y;
+  if (x >= u.C4 || r >= u.Rp) { return; }
+  let v = X[(base + min(r, u.R - 1u) * u.ld + x * 4u) / 4u];
+  textureStore(T, vec2<u32>(x, r), g.z, select(vec4<f32>(0.0), v, r < u.R));`;
+  return {
+    name: `matmul_pack${trans ? "_t" : ""}`,
+    key: `matmul_pack_vec_${+trans}`,
+    inputs: 1,
+    outputs: 1,
+    uniforms: true,
+    bindings: ["storage", "storage-texture"],
+    wgsl: () => /* wgsl */ `
+struct U { R: u32, C: u32, Rp: u32, C4: u32, s: u32, off: u32, ld: u32, p0: u32 }
+@group(0) @binding(0) var<storage, read> X: array<vec4<f32>>;
+@group(0) @binding(1) var T: texture_storage_2d_array<rgba32float, write>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${PACK_WG}, ${PACK_WG})
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let x = g.x;
+  let base = u.off + g.z * u.s;
+  ${body}
+}`,
+  };
+}
+
 const GELU4 = /* wgsl */ `
 fn erf4(x: vec4<f32>) -> vec4<f32> {
   let s = sign(x);

@@ -15,6 +15,7 @@ import { matmulTile } from "../tune.ts";
 import {
   type MatmulAct,
   matmulPackProgram,
+  matmulPackVecProgram,
   matmulProgram,
   matmulTexProgram,
   MAX_K4_TEXTURE,
@@ -358,11 +359,14 @@ function pack(
   stride: number,
 ): void {
   const C4 = Math.ceil(C / 4);
-  run(matmulPackProgram(trans), {
+  // vec4 loads when every size and offset is a multiple of 4 (see matmulPackVecProgram).
+  const vec = [R, C, ld, off].every((v) => v % 4 === 0) && (layers === 1 || stride % 4 === 0);
+  const rowsPer = vec && trans ? 4 : 1;
+  run(vec ? matmulPackVecProgram(trans) : matmulPackProgram(trans), {
     inputs: [src],
     outputs: [dst],
     uniforms: new Uint32Array([R, C, Rp, C4, stride, off, ld, 0]),
-    workgroups: [Math.ceil(C4 / PACK_WG), Math.ceil(Rp / PACK_WG), layers],
+    workgroups: [Math.ceil(C4 / PACK_WG), Math.ceil(Rp / (rowsPer * PACK_WG)), layers],
     bytes: 4 * layers * (R * C + Rp * C4 * 4),
   });
 }

@@ -39,8 +39,11 @@ if ! command -v deno >/dev/null; then
   export PATH="/tmp/deno-bin:$PATH"
 fi
 export DENO_DIR=/tmp/deno-dir DENO_WEBGPU_BACKEND=vulkan PYTHONUNBUFFERED=1
+# The Python with torch (vs_torch.ts picks the same way).
+py=python3
+python3 -c 'import torch' 2>/dev/null || py=/usr/bin/python3
 say "deno: $(deno --version | head -1); $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -1)"
-say "torch: $(python3 -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0))' 2>&1 | tail -1)"
+say "torch: $($py -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0))' 2>&1 | tail -1)"
 
 # Correctness first: the engine's self-check and a few op suites on this adapter.
 timeout 150 deno test -A --no-check tests/engine/ops/matmul_test.ts tests/engine/ops/conv_test.ts \
@@ -50,7 +53,7 @@ timeout 150 deno test -A --no-check tests/engine/ops/matmul_test.ts tests/engine
 # Tile choice for this GPU (the table it prints goes to the log), then ours against PyTorch.
 export FROST_TUNE_FILE="$out/tune.json"
 timeout 90 deno run -A --no-check bench/tune.ts 2>&1 | tee -a "$log" | tail -12
-timeout 330 deno run -A --no-check bench/vs_torch.ts --device cuda --rounds 3 --steps 3 \
+timeout 330 deno run -A --no-check bench/vs_torch.ts --device cuda --python "$py" --rounds 3 --steps 3 \
   --only matmul1024,matmul2048,matmul4096,matmul8192,conv,resnet16,bert \
   --json "$out/gpu-vs-torch.json" 2>>"$log" | tee "$out/gpu-vs-torch.md"
 say "exit: $?"

@@ -21,6 +21,7 @@ import * as F from "../mod.ts";
 import { gpu } from "../engine/device.ts";
 import { profile } from "../engine/profiler.ts";
 import {
+  defaultTexTile,
   matmulClass,
   parseTuning,
   setTuning,
@@ -72,7 +73,7 @@ for (const [M, K, N, transA, transB, what] of SHAPES) {
   }
   a.dispose();
   b.dispose();
-  const [def] = Object.keys(TEX_TILES);
+  const def = Object.keys(TEX_TILES).find((k) => TEX_TILES[k] === defaultTexTile())!;
   const best = Object.keys(ms).reduce((p, q) => (ms[q] < ms[p] ? q : p), def);
   // Several products may share a class: the costliest one measured decides.
   if (!(ms[def] <= classCost[cls])) {

@@ -46,7 +46,9 @@
  * Texture path end to end (packing included): 8×8 wg 8×4 5.3 / 7.9 / 11.2;
  * 8×16 wg 8×4 5.4 / 8.6 / 13.6; 16×16 wg 8×2 5.8 / 9.5 / 16.5; 16×16 wg 8×4
  * 5.6 / 9.2 / 15.5; 24×16 wg 8×2 5.7 / 9.1 / 15.5; 32×16 wg 8×1 5.9 / 8.7 /
- * 17.2. Bigger tiles gain little more and compile slower: 16×16 it is, with
+ * 17.2. Bigger tiles gain little more and compile slower: 16×16 it was (since
+ * `deno task tune` measured 32×16 10-22% faster on BERT-mini's products, it
+ * is the default on CPU-emulated adapters: engine/tune.ts), with
  * transposes at aᵀ·b 6.7 / 8.8 / 14.3, a·bᵀ 6.8 / 8.9 / 14.2, aᵀ·bᵀ 5.8 /
  * 8.0 / 12.7 against a·b 7.7 / 9.7 / 14.7 in the same run.
  *
@@ -111,7 +113,10 @@ export interface TexTile {
   wgy: number;
 }
 
-/** The tile used unless tuning chose another (measured best on llvmpipe: see above). */
+/**
+ * The tile of adapters other than CPU-emulated ones, unless tuning chose
+ * another (engine/tune.ts: `defaultTexTile`).
+ */
 export const DEFAULT_TEX_TILE: TexTile = { tm: TEX_TM, tn: TEX_TN, wgx: TEX_WG_X, wgy: TEX_WG_Y };
 
 /**

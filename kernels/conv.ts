@@ -449,7 +449,7 @@ const WGRAD_UNIFORMS = /* wgsl */ `
 struct U { P: u32, OHW: u32, OW: u32, OH: u32, sy: u32, sx: u32, dy: u32, dx: u32,
   kw: u32, taps: u32, Cg: u32, Cg4: u32, Og: u32, Og4: u32, Wt: u32, Ht: u32,
   cx: u32, Wg: u32, Hg: u32, cxg: u32, tilesO: u32, S: u32, pps: u32, outOff: u32,
-  dWsize: u32, p0: u32, p1: u32, p2: u32 }`;
+  dWsize: u32, gOffX: u32, gOffY: u32, p2: u32 }`;
 
 /**
  * WGSL of the pixel loop shared by the weight-gradient kernels: lane `lid.x`
@@ -477,7 +477,8 @@ function pixelLoop(body: string[]): string[] {
  * The weight-gradient kernel of the implicit GEMM: `dW[o, c, tap] = Σ_p
  * X[p ⊕ tap, c] · G[p, o]` for one group. Inputs: the image texture of x (as
  * packed for the forward) and the image texture of the output gradient
- * (`Wg × Hg` tiles, `cxg` per row). Output: `dW` partial sums, split `sp` at
+ * (`Wg × Hg` tiles, `cxg` per row, pixel (0, 0) at `(gOffX, gOffY)` in its
+ * tile: the data gradient's padded packing of G can serve). Output: `dW` partial sums, split `sp` at
  * `outOff + sp·dWsize`. Grid `[⌈Cg4/CT⌉·tilesO, taps, groups·S]`.
  */
 export function convWgradProgram(ct: WgradDepth): KernelProgram {
@@ -503,7 +504,7 @@ export function convWgradProgram(ct: WgradDepth): KernelProgram {
   for (const t of ots) {
     L.push(
       `let gc${t} = g * u.Og4 + min(ot * ${WG_OT}u + ${t}u, u.Og4 - 1u); let gcy${t} = gc${t} / u.cxg; ` +
-        `let go${t} = vec2<u32>((gc${t} - gcy${t} * u.cxg) * u.Wg, gcy${t} * u.Hg);`,
+        `let go${t} = vec2<u32>((gc${t} - gcy${t} * u.cxg) * u.Wg + u.gOffX, gcy${t} * u.Hg + u.gOffY);`,
     );
   }
   for (const s of cts) {

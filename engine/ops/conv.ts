@@ -441,7 +441,16 @@ function noBias(): GPUBuffer {
  */
 class KeptImage {
   #unhold: () => void;
-  constructor(readonly tex: ScratchTexture, readonly layout: ImageLayout) {
+  /**
+   * @param tex The packed texture.
+   * @param layout Its layout.
+   * @param lo Where pixel (0, 0) of the source lies in each tile (`[loY, loX]`).
+   */
+  constructor(
+    readonly tex: ScratchTexture,
+    readonly layout: ImageLayout,
+    readonly lo: [number, number] = [0, 0],
+  ) {
     this.#unhold = holdExternal(tex.bytes, "activation");
   }
   dispose(): void {
@@ -564,7 +573,7 @@ function convPass(
       }
     }
   }
-  return kept ? new KeptImage(xt, layout) : null;
+  return kept ? new KeptImage(xt, layout, [p.loY, p.loX]) : null;
 }
 
 /**
@@ -600,7 +609,13 @@ const WGRAD_MIN_PIXELS = 256;
  * `d loss / d input` of a recorded conv2d: a transposed convolution of the
  * gradient, one pass per sub-pixel phase of the stride.
  */
-export function conv2dBackwardData(g: Tensor, w: Tensor, xShape: Shape, a: Conv2dAttrs): Tensor {
+export function conv2dBackwardData(
+  g: Tensor,
+  w: Tensor,
+  xShape: Shape,
+  a: Conv2dAttrs,
+  sink?: { image: KeptImage | null },
+): Tensor {
   const [N, C, H, W] = xShape;
   const [O, Cg, kh, kw] = w.shape;
   const G = a.groups;
@@ -616,7 +631,11 @@ export function conv2dBackwardData(g: Tensor, w: Tensor, xShape: Shape, a: Conv2
     const py = phaseOf(ry, sy, a.dilation[0], a.padding[0], kh, H);
     for (let rx = 0; rx < Math.min(sx, W); rx++) {
       const px = phaseOf(rx, sx, a.dilation[1], a.padding[2], kw, W);
-      convPass(
+      // A stride-1 pass packs G once, padded: the weight gradient can read that packing
+      // (see conv2dVjp) when `sink` asks for it and the padding puts G's pixels in the window.
+      const keep = sink !== undefined && sy === 1 && sx === 1 && py.lo >= 0 && px.lo >= 0 &&
+        !(Cg === 1 && O / G === 1);
+      const image = convPass(
         {
           N,
           G,
@@ -645,7 +664,9 @@ export function conv2dBackwardData(g: Tensor, w: Tensor, xShape: Shape, a: Conv2
         w.storage,
         null,
         out.storage,
+        keep,
       );
+      if (image) sink!.image = image;
     }
   }
   return out;
@@ -681,6 +702,7 @@ export function conv2dBackwardWeight(
   a: Conv2dAttrs,
   xShape: Shape = x!.shape,
   kept: KeptImage | null = null,
+  packedG: KeptImage | null = null,
 ): Tensor {
   const [N, , H, W] = xShape;
   const [O, Cg, kh, kw] = wShape;
@@ -699,7 +721,12 @@ export function conv2dBackwardWeight(
     kept.layout.texH === xl.texH && kept.layout.cx === xl.cx;
   if (!useKept && !x) throw new Error("internal: conv2d weight gradient without its input");
   const xt = useKept ? kept.tex : scratchTexture("x", xl.texW, xl.texH, nbMax);
-  const gt = scratchTexture("g", gl.texW, gl.texH, nbMax);
+  // The data gradient's packing of G (padded: pixel (0, 0) at `lo` in each tile) when it holds
+  // every image and the same channel texels in the same tile columns.
+  const useG = packedG !== null && !depthwise && nbMax >= N && packedG.layout.CT4 === gl.CT4 &&
+    packedG.layout.cx === gl.cx;
+  const gt = useG ? packedG.tex : scratchTexture("g", gl.texW, gl.texH, nbMax);
+  const gLayout = useG ? packedG.layout : gl;
   const tilesO = Math.ceil(Og4 / WG_OT);
   // 32 input channels per invocation where a group has more than 16 (measured at 64: 51 against
   // 73 ms for 16).
@@ -726,7 +753,7 @@ export function conv2dBackwardWeight(
     if (!useKept) {
       packImage(x!.storage, xt.view, xl, n0, nb, { ...xp, loY: a.padding[0], loX: a.padding[2] });
     }
-    packImage(g.storage, gt.view, gl, n0, nb, { ...gp, loY: 0, loX: 0 });
+    if (!useG) packImage(g.storage, gt.view, gl, n0, nb, { ...gp, loY: 0, loX: 0 });
     const P = nb * OHW;
     const pps = Math.ceil(P / S);
     const u = new Uint32Array([
@@ -747,16 +774,16 @@ export function conv2dBackwardWeight(
       Wt,
       Ht,
       xl.cx,
-      OW,
-      OH,
-      gl.cx,
+      useG ? gLayout.Wt : OW,
+      useG ? gLayout.Ht : OH,
+      gLayout.cx,
       tilesO,
       S,
       pps,
       0,
       dWsize,
-      0,
-      0,
+      useG ? packedG.lo[1] : 0,
+      useG ? packedG.lo[0] : 0,
       0,
     ]);
     const common = {
@@ -764,7 +791,7 @@ export function conv2dBackwardWeight(
       outputs: [partial.storage],
       uniforms: u,
       flops: 2 * P * O * Cg * taps,
-      bytes: 16 * nb * (xl.texW * xl.texH + gl.texW * gl.texH) + 4 * S * dWsize,
+      bytes: 16 * nb * (xl.texW * xl.texH + gLayout.texW * gLayout.texH) + 4 * S * dWsize,
     };
     if (depthwise) {
       run(convDepthwiseWgradProgram(kh, kw), {
@@ -816,10 +843,13 @@ export const conv2dVjp: VjpRule<"conv2d"> = (node, g) => {
   let i = 0;
   const x = nw && !kept ? node.saved[i++] : null;
   const w = nx ? node.saved[i++] : null;
-  const gx = nx ? conv2dBackwardData(g, w!, node.inputShapes[0], a) : null;
+  // When both gradients are wanted, the weight gradient reads G as the data gradient packed it.
+  const sink = { image: null as KeptImage | null };
+  const gx = nx ? conv2dBackwardData(g, w!, node.inputShapes[0], a, nw ? sink : undefined) : null;
   const gw = nw
-    ? conv2dBackwardWeight(x, g, node.inputShapes[1], a, node.inputShapes[0], kept)
+    ? conv2dBackwardWeight(x, g, node.inputShapes[1], a, node.inputShapes[0], kept, sink.image)
     : null;
+  sink.image?.dispose();
   const gb = a.bias && nb ? biasGrad(g) : null;
   return a.bias ? [gx, gw, gb] : [gx, gw];
 };

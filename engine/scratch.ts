@@ -122,7 +122,13 @@ export class ScratchTextures {
 
   /** Returns a texture from {@link take} to the cache (dropped if its device was lost). */
   give(s: ScratchTexture): void {
-    if (s.device !== gpu().device) return;
+    let device: GPUDevice;
+    try {
+      device = gpu().device;
+    } catch {
+      return; // the device is lost (or gone): the texture went with it
+    }
+    if (s.device !== device) return;
     const key = this.#keyOf(s);
     const old = this.#map.get(key);
     if (old) {

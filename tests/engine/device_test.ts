@@ -169,3 +169,20 @@ Deno.test("run() reuses a bind group for the same kernel and buffers, and never 
   assert.deepEqual(Array.from(await yb.toArray()), [1, 0, 3, 0, 0, 6, 0, 8]);
   for (const t of [a, b, ya, yb]) t.dispose();
 });
+
+Deno.test("a tape node's kept conv texture is dropped cleanly after the device is lost", async () => {
+  const r = await child(`
+    const { conv2d, randn } = await import("./mod.ts");
+    const { gpu } = await import("./engine/device.ts");
+    const { freeNode } = await import("./engine/autograd.ts");
+    const w = randn([2, 1, 3, 3]);
+    w.requiresGrad = true;
+    const y = conv2d(randn([2, 1, 5, 5]), w);
+    console.log("kept:", y.node.keep.length);
+    gpu().device.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    try { freeNode(y.node); console.log("dropped"); } catch (e) { console.log("threw: " + e.message); }
+  `);
+  assert.match(r.out, /kept: 1/, r.out);
+  assert.match(r.out, /dropped/, r.out);
+});

@@ -30,49 +30,35 @@ export function benchModel(name: string, o: { batch: number; tokens: number; wid
     })
     : Float32Array.from({ length: B * sample }, (_, i) => Math.sin(i * 0.37));
   const y = Int32Array.from({ length: B }, (_, i) => i % 2);
+  /** The loss of the fixed batch (recorded on the tape unless under noGrad). */
+  const lossOf = () =>
+    crossEntropy(forward(tensor(x, { shape: [B, ...built.sampleShape] })), tensor(y));
+  /** Forward, backward and update; `phase` is told when each part starts. */
+  const train = (opt: optim.Optimizer, phase: (name: string) => void) => {
+    phase("forward");
+    const l = lossOf();
+    phase("backward");
+    l.backward();
+    phase("optimizer");
+    opt.step();
+    opt.zeroGrad();
+    return l;
+  };
+  /** Reads a kept scalar back and releases it. */
+  const read = async (l: Tensor): Promise<number> => {
+    const v = await l.item();
+    l.dispose();
+    return v;
+  };
   /**
    * One training step with `opt` (forward, backward, update), tensors released;
    * `phase` is told when each part starts (the step profile labels kernels with it).
    */
   const step = (opt: optim.Optimizer, phase: (name: string) => void = () => {}) =>
-    scope(() => {
-      phase("forward");
-      const loss = crossEntropy(
-        forward(tensor(x, { shape: [B, ...built.sampleShape] })),
-        tensor(y),
-      );
-      phase("backward");
-      loss.backward();
-      phase("optimizer");
-      opt.step();
-      opt.zeroGrad();
-    });
+    scope(() => void train(opt, phase));
   /** The loss of a forward pass alone (no tape, no update), read back. */
-  const loss = async (): Promise<number> => {
-    const l = noGrad(() =>
-      scope(() =>
-        keep(crossEntropy(forward(tensor(x, { shape: [B, ...built.sampleShape] })), tensor(y)))
-      )
-    );
-    const v = await l.item();
-    l.dispose();
-    return v;
-  };
+  const loss = () => read(noGrad(() => scope(() => keep(lossOf()))));
   /** One training step (as `step`) whose loss is read back, as PyTorch's `loss.item()`. */
-  const stepLoss = async (opt: optim.Optimizer): Promise<number> => {
-    const l = scope(() => {
-      const l = crossEntropy(
-        forward(tensor(x, { shape: [B, ...built.sampleShape] })),
-        tensor(y),
-      );
-      l.backward();
-      opt.step();
-      opt.zeroGrad();
-      return keep(l);
-    });
-    const v = await l.item();
-    l.dispose();
-    return v;
-  };
+  const stepLoss = (opt: optim.Optimizer) => read(scope(() => keep(train(opt, () => {}))));
   return { built, step, stepLoss, loss, text, x, y };
 }

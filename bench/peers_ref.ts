@@ -47,7 +47,7 @@ export function matmulOperands(
 export function checkMatmulRows(
   a: Float32Array,
   b: Float32Array,
-  c: Float32Array,
+  c: { readonly [i: number]: number },
   n: number,
   rows: number[] = [0, n - 1],
   tol = 1e-4,
@@ -364,7 +364,7 @@ export function convCheckPoints(p: ConvProblem, random = 12): number[][] {
  */
 export function checkConvOutputs(
   p: ConvProblem,
-  out: Float32Array,
+  out: { readonly [i: number]: number },
   layout: "nchw" | "nhwc",
   tol = 1e-4,
 ): number {

@@ -8,8 +8,9 @@
  *
  * Op rows, for `bench/gpu.sh` (and `--only` here): `matmul1024` ... `matmul8192`
  * (n×n·n×n, f32) and `conv` (batch 64, 64→64 channels, 3×3, padding 1, 32×32),
- * the same operands on both sides; 64 seeded outputs of each side are checked
- * against float64 sums before anything is timed; reported in GFLOP/s.
+ * the operands of `deno task compare` (peers_ref.ts) on both sides; each side's
+ * first and last product rows, or the conv's corner and seeded outputs, are
+ * checked against float64 sums before anything is timed; reported in GFLOP/s.
  *
  * Rows: the ResNet-18 of `deno task train` (CIFAR stem, 1×28×28 inputs, batch
  * 128, SGD with momentum 0.9, lr 0.05) at base widths 8, 16 and 32, and
@@ -42,6 +43,16 @@ import { gpu, initGpu } from "../engine/device.ts";
 import { saveSafetensors } from "../engine/checkpoint.ts";
 import { writeSafetensorsFile } from "../engine/safetensors.ts";
 import { benchModel } from "./bench_model.ts";
+import {
+  checkConvOutputs,
+  checkMatmulRows,
+  convCheckPoints,
+  convFlops,
+  convOutSize,
+  convProblem,
+  matmulOperands,
+  median,
+} from "./peers_ref.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -93,7 +104,6 @@ async function pickPython(): Promise<string> {
   return "python3";
 }
 const python = await pickPython();
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
 
 /** The PyTorch process: one JSON line answered per command line. */
 class Torch {
@@ -172,18 +182,6 @@ interface Result {
   error?: string;
 }
 
-/** Seeded uniform values in [-1, 1) (an LCG: fast enough for 67M values). */
-function seeded(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2147483648 - 1;
-  }
-  return out;
-}
-
-/** One op timed on both sides after both are checked against float64 sums. */
 async function runOp(row: Row): Promise<Result> {
   const result: Result = {
     row: row.name,
@@ -195,13 +193,14 @@ async function runOp(row: Row): Promise<Result> {
   let torch: Torch | null = null;
   const owned: Tensor[] = [];
   try {
+    // The operands and float64 checks of bench/compare.ts and vision_compare.ts (peers_ref.ts).
     let run: () => Tensor;
-    let outSize: number;
-    /** Float64 value of output element `o` and the sum of |terms| (the error scale). */
-    let ref: (o: number) => [number, number];
+    /** Flat indices of the outputs checked, and the check of either side's values there. */
+    let picks: number[];
+    let check: (out: { readonly [i: number]: number }) => number;
     if (row.model === "matmul") {
       const n = row.n!;
-      const a = seeded(n * n, 1), b = seeded(n * n, 2);
+      const { a, b } = matmulOperands(n);
       await writeSafetensorsFile(`${dir}/batch.safetensors`, {
         a: { dtype: "f32", shape: [n, n], data: a },
         b: { dtype: "f32", shape: [n, n], data: b },
@@ -209,47 +208,24 @@ async function runOp(row: Row): Promise<Result> {
       const [ta, tb] = [tensor(a, { shape: [n, n] }), tensor(b, { shape: [n, n] })];
       owned.push(ta, tb);
       run = () => matmul(ta, tb);
-      outSize = n * n;
       result.flops = 2 * n ** 3;
-      ref = (o) => {
-        const i = Math.floor(o / n), j = o % n;
-        let s = 0, m = 0;
-        for (let k = 0; k < n; k++) {
-          const t = a[i * n + k] * b[k * n + j];
-          s += t;
-          m += Math.abs(t);
-        }
-        return [s, m];
-      };
+      const rows = [0, n - 1];
+      picks = rows.flatMap((i) => Array.from({ length: n }, (_, j) => i * n + j));
+      check = (out) => checkMatmulRows(a, b, out, n, rows);
     } else {
-      const [N, C, H, W, O] = [row.batch, 64, 32, 32, 64];
-      const x = seeded(N * C * H * W, 3), w = seeded(O * C * 9, 4);
+      const p = convProblem(row.batch, 64, 64, 32, 32, 3, 1);
+      const [OH, OW] = convOutSize(p);
       await writeSafetensorsFile(`${dir}/batch.safetensors`, {
-        x: { dtype: "f32", shape: [N, C, H, W], data: x },
-        w: { dtype: "f32", shape: [O, C, 3, 3], data: w },
+        x: { dtype: "f32", shape: [p.N, p.C, p.H, p.W], data: p.x },
+        w: { dtype: "f32", shape: [p.O, p.C, p.k, p.k], data: p.w },
       });
-      const [tx, tw] = [tensor(x, { shape: [N, C, H, W] }), tensor(w, { shape: [O, C, 3, 3] })];
+      const tx = tensor(p.x, { shape: [p.N, p.C, p.H, p.W] });
+      const tw = tensor(p.w, { shape: [p.O, p.C, p.k, p.k] });
       owned.push(tx, tw);
-      run = () => conv2d(tx, tw, { padding: 1 });
-      outSize = N * O * H * W;
-      result.flops = 2 * N * O * H * W * C * 9;
-      ref = (o) => {
-        const xw = o % W, yh = Math.floor(o / W) % H, oc = Math.floor(o / (W * H)) % O;
-        const nn = Math.floor(o / (W * H * O));
-        let s = 0, m = 0;
-        for (let c = 0; c < C; c++) {
-          for (let ky = 0; ky < 3; ky++) {
-            for (let kx = 0; kx < 3; kx++) {
-              const iy = yh + ky - 1, ix = xw + kx - 1;
-              if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-              const t = x[((nn * C + c) * H + iy) * W + ix] * w[((oc * C + c) * 3 + ky) * 3 + kx];
-              s += t;
-              m += Math.abs(t);
-            }
-          }
-        }
-        return [s, m];
-      };
+      run = () => conv2d(tx, tw, { padding: p.pad });
+      result.flops = convFlops(p);
+      picks = convCheckPoints(p).map(([n, o, y, x]) => ((n * p.O + o) * OH + y) * OW + x);
+      check = (out) => checkConvOutputs(p, out, "nchw");
     }
     torch = new Torch(dir, row);
     const hello = await torch.read();
@@ -258,22 +234,14 @@ async function runOp(row: Row): Promise<Result> {
     console.error(
       `  ${row.name}: torch ${hello.torch}, ${hello.threads} threads, BLAS ${hello.blas}`,
     );
-    const picks = Array.from(seeded(64, 5), (v) => Math.floor((v + 1) / 2 * outSize));
+    // Both sides against float64 sums before anything is timed (each check throws if off).
     const mine = run();
     const ours = await mine.toArray();
     mine.dispose();
-    const theirs = (await torch.ask(`check ${picks.join(",")}`)).values as number[];
-    const err = { ours: 0, torch: 0 };
-    picks.forEach((o, i) => {
-      const [s, m] = ref(o);
-      err.ours = Math.max(err.ours, Math.abs(ours[o] - s) / m);
-      err.torch = Math.max(err.torch, Math.abs(theirs[i] - s) / m);
-    });
-    result.maxErr = err;
-    // Any summation order in f32 stays far below 1e-4 of the sum of |terms| at these sizes.
-    if (!(err.ours < 1e-4) || !(err.torch < 1e-4)) {
-      throw new Error(`outputs off the float64 sums: ours ${err.ours}, torch ${err.torch}`);
-    }
+    const values = (await torch.ask(`check ${picks.join(",")}`)).values as number[];
+    const theirs: Record<number, number> = {};
+    picks.forEach((o, i) => theirs[o] = values[i]);
+    result.maxErr = { ours: check(ours as Float32Array), torch: check(theirs) };
     const once = async () => {
       const t = performance.now();
       run().dispose();

@@ -227,25 +227,27 @@ export async function profile<T>(
 export function formatProfile(r: ProfileReport): string {
   const rows = [["kernel", "calls", "total ms", "mean ms", "GFLOP/s", "GB/s"]];
   for (const k of r.kernels) {
-    const s = k.totalMs / 1000;
     rows.push([
       k.name,
       String(k.calls),
       k.totalMs.toFixed(3),
       (k.totalMs / k.calls).toFixed(3),
-      k.flops && s > 0 ? (k.flops / s / 1e9).toFixed(2) : "-",
-      k.bytes && s > 0 ? (k.bytes / s / 1e9).toFixed(2) : "-",
+      rate(k.flops, k.totalMs),
+      rate(k.bytes, k.totalMs),
     ]);
   }
+  return [...table(rows, 1), `(${r.timing}; wall ${r.wallMs.toFixed(1)} ms)`].join("\n");
+}
+
+/** Billions of `x` per second over `ms`, or "-" where there is nothing to divide. */
+const rate = (x: number, ms: number) => (x && ms > 0 ? (x / (ms / 1000) / 1e9).toFixed(2) : "-");
+
+/** Aligned text rows: the first `left` columns left-aligned, a rule under the header. */
+function table(rows: string[][], left: number): string[] {
   const w = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const line = (row: string[]) =>
-    row.map((v, c) => (c === 0 ? v.padEnd(w[c]) : v.padStart(w[c]))).join("  ");
-  return [
-    line(rows[0]),
-    w.map((x) => "-".repeat(x)).join("  "),
-    ...rows.slice(1).map(line),
-    `(${r.timing}; wall ${r.wallMs.toFixed(1)} ms)`,
-  ].join("\n");
+    row.map((v, c) => (c < left ? v.padEnd(w[c]) : v.padStart(w[c]))).join("  ");
+  return [line(rows[0]), w.map((x) => "-".repeat(x)).join("  "), ...rows.slice(1).map(line)];
 }
 
 /**
@@ -263,7 +265,6 @@ export function formatPhases(r: ProfileReport, per = 1): string {
   const total = r.kernels.reduce((a, k) => a + k.totalMs, 0);
   const phases = [...new Set(r.kernels.map((k) => k.phase))];
   const rows = [["phase", "kernel", "calls", "ms", "share", "GFLOP/s", "GB/s"]];
-  const rate = (x: number, ms: number) => (x && ms > 0 ? (x / (ms / 1000) / 1e9).toFixed(2) : "-");
   const row = (phase: string, name: string, ks: KernelStats[]) => {
     const ms = ks.reduce((a, k) => a + k.totalMs, 0);
     rows.push([
@@ -282,13 +283,7 @@ export function formatPhases(r: ProfileReport, per = 1): string {
     row(phase || "-", "(all)", ks);
   }
   row("all", "(all)", r.kernels);
-  const w = rows[0].map((_, c) => Math.max(...rows.map((x) => x[c].length)));
-  const line = (x: string[]) =>
-    x.map((v, c) => (c < 2 ? v.padEnd(w[c]) : v.padStart(w[c]))).join("  ");
-  const out = [line(rows[0]), w.map((x) => "-".repeat(x)).join("  ")];
-  for (const x of rows.slice(1)) {
-    out.push(line(x));
-    if (x[1] === "(all)") out.push("");
-  }
-  return out.join("\n");
+  // A blank line after each phase's subtotal.
+  return table(rows, 2).flatMap((l, i) => (rows[i - 1]?.[1] === "(all)" ? [l, ""] : [l]))
+    .join("\n");
 }

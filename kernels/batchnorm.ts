@@ -26,15 +26,13 @@
  *
  * Vector variants (`vec`): when a plane's size `S` is a multiple of 4, every
  * pass loads and stores `vec4<f32>` (4 neighbouring pixels of one plane), with
- * `S` and `M` in the uniforms counted in vec4s. On llvmpipe a vec4 storage
- * access costs about what a scalar one does (a streaming pass measured 1.6-2.8
- * GB/s scalar, 5-6 GB/s vec4, 2-core machine, both backends), and storage
- * traffic is what these passes spend their time on.
+ * `S` and `M` in the uniforms counted in vec4s (why: `vecLanes` in
+ * engine/dispatch.ts).
  *
  * @module
  */
 
-import type { KernelProgram } from "./program.ts";
+import { isNanWgsl, type KernelProgram } from "./program.ts";
 
 /** Invocations per workgroup of the reduction kernels. */
 export const BN_WG = 64;
@@ -66,11 +64,7 @@ const elem = (vec: boolean) => (vec ? "vec4<f32>" : "f32");
 /** `T(...)` constructors, NaN test and ReLU for the element type (NaN passes through ReLU). */
 const helpers = (vec: boolean) =>
   `alias T = ${elem(vec)};
-fn isNan_(v: T) -> ${vec ? "vec4<bool>" : "bool"} {
-  return (bitcast<${vec ? "vec4<u32>" : "u32"}>(v) & ${
-    vec ? "vec4<u32>(0x7fffffffu)" : "0x7fffffffu"
-  }) > ${vec ? "vec4<u32>(0x7f800000u)" : "0x7f800000u"};
-}
+${isNanWgsl("f32", vec)}
 fn relu_(v: T) -> T { return select(select(v, T(0.0), v < T(0.0)), v, isNan_(v)); }
 fn sum_(v: T) -> f32 { return ${vec ? "dot(v, vec4<f32>(1.0))" : "v"}; }
 `;

@@ -200,12 +200,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var i = (wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y) * ${WG}u + lid; i < u.n; i += stride) {`;
 
 /**
- * Loop body of a vec4 kernel: the scalar expression `expr` (which reads the
- * scalar names in `names`) evaluated per component of the vec4 loads
- * `${name}v`, written to `ov`. Storage traffic is what elementwise passes
- * spend their time on here, and on llvmpipe a vec4 access costs about what a
- * scalar one does: a 32 MB ReLU measured 1.6-2.8 GB/s scalar and 5-6 GB/s
- * vec4 (2-core machine, Vulkan and GL alike).
+ * Loop body of a vec4 kernel (why vec4: `vecLanes` in engine/dispatch.ts): the
+ * scalar expression `expr` (which reads the scalar names in `names`)
+ * evaluated per component of the vec4 loads `${name}v`, written to `ov`.
  */
 function perComponent(names: string[], expr: string): string {
   return ["x", "y", "z", "w"].map((c) =>

@@ -93,7 +93,7 @@ function bindings(inputs: string[], outputs: string[], vec4: string[] = []): str
 /**
  * The one-invocation-per-row schedule over vec4s of a row (rows of a
  * multiple of 4 values): a quarter of the storage accesses for the same
- * bytes, which is what these passes spend their time on (kernels/batchnorm.ts).
+ * bytes, which is what these passes spend their time on (`vecLanes`, engine/dispatch.ts).
  * Defines `row`, `valid`, `base` (in vec4s) and `C4`.
  */
 const VEC_ROW = `

@@ -363,30 +363,22 @@ ${STORE4}`,
  * Packs a batch of matrices `X[b]` (logical `[R, C]`; stored `[C, R]` when
  * `trans`) into the `rgba32float` layers `[b, Rp, ⌈C/4⌉]` of a 2-D array
  * texture, 4 consecutive columns per texel, zero beyond `R` rows and `C`
- * columns. Uniforms: `R, C, Rp, C4, s, 0, 0, 0` (`s` = batch stride of `X`);
- * grid `[⌈C4/8⌉, ⌈Rp/8⌉, layers]`.
+ * columns. Uniforms: `R, C, Rp, C4, s, off, ld, 0` (`s` = batch stride of
+ * `X`, `off` its first element, `ld` its leading dimension); grid
+ * `[⌈C4/8⌉, ⌈Rp/8⌉, layers]`.
+ *
+ * With `vec` (every size, `ld` and offset a multiple of 4) `X` is read as
+ * vec4s: without `trans` a texel is one vec4 load; with `trans` each
+ * invocation loads 4 vec4s (4 rows × 4 columns of the stored matrix) and
+ * stores the 4 texels of their transpose, 4 rows per invocation (grid
+ * `[⌈C4/8⌉, ⌈Rp/32⌉, layers]`). A quarter of the storage loads either way.
  */
-export function matmulPackProgram(trans: boolean): KernelProgram {
+export function matmulPackProgram(trans: boolean, vec = false): KernelProgram {
   const at = (r: string, c: string) =>
     `X[base + ${trans ? `${c} * u.ld + ${r}` : `${r} * u.ld + ${c}`}]`;
-  return {
-    name: `matmul_pack${trans ? "_t" : ""}`,
-    key: `matmul_pack_${+trans}`,
-    inputs: 1,
-    outputs: 1,
-    uniforms: true,
-    bindings: ["storage", "storage-texture"],
-    wgsl: () => /* wgsl */ `
-struct U { R: u32, C: u32, Rp: u32, C4: u32, s: u32, off: u32, ld: u32, p0: u32 }
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var T: texture_storage_2d_array<rgba32float, write>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(${PACK_WG}, ${PACK_WG})
-fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let x = g.x;
-  let r = g.y;
+  const body = !vec
+    ? `let r = g.y;
   if (x >= u.C4 || r >= u.Rp) { return; }
-  let base = u.off + g.z * u.s;
   // Branch-free: clamp the reads, then zero what lies outside the matrix.
   let rc = min(r, u.R - 1u);
   let c = x * 4u;
@@ -395,22 +387,8 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
       at("rc", "min(c + 2u, cm)")
     }, ${at("rc", "min(c + 3u, cm)")});
   let inside = (vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(u.C)) & vec4<bool>(r < u.R);
-  textureStore(T, vec2<u32>(x, r), g.z, select(vec4<f32>(0.0), v, inside));
-}`,
-  };
-}
-
-/**
- * {@link matmulPackProgram} reading vec4s, for matrices whose sizes, leading
- * dimension and offsets are multiples of 4. Without `trans` a texel is one
- * vec4 load; with `trans` each invocation loads 4 vec4s (4 rows × 4 columns
- * of the stored matrix) and stores the 4 texels of their transpose: a
- * quarter of the storage loads either way. Uniforms as the scalar form, in
- * elements; grid `[C4, ⌈Rp/8⌉, layers]`, or `[C4, ⌈Rp/32⌉, layers]` with
- * `trans` (4 rows per invocation).
- */
-export function matmulPackVecProgram(trans: boolean): KernelProgram {
-  const body = trans
+  textureStore(T, vec2<u32>(x, r), g.z, select(vec4<f32>(0.0), v, inside));`
+    : trans
     ? `let r0 = g.y * 4u;
   if (x >= u.C4 || r0 >= u.Rp) { return; }
   let rb = min(r0, u.R - 4u);
@@ -431,14 +409,14 @@ export function matmulPackVecProgram(trans: boolean): KernelProgram {
   textureStore(T, vec2<u32>(x, r), g.z, select(vec4<f32>(0.0), v, r < u.R));`;
   return {
     name: `matmul_pack${trans ? "_t" : ""}`,
-    key: `matmul_pack_vec_${+trans}`,
+    key: `matmul_pack_${+trans}_${vec}`,
     inputs: 1,
     outputs: 1,
     uniforms: true,
     bindings: ["storage", "storage-texture"],
     wgsl: () => /* wgsl */ `
 struct U { R: u32, C: u32, Rp: u32, C4: u32, s: u32, off: u32, ld: u32, p0: u32 }
-@group(0) @binding(0) var<storage, read> X: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> X: array<${vec ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(1) var T: texture_storage_2d_array<rgba32float, write>;
 @group(0) @binding(2) var<uniform> u: U;
 @compute @workgroup_size(${PACK_WG}, ${PACK_WG})

@@ -120,11 +120,17 @@ export function f32Literal(x: number): string {
 }
 
 /**
- * WGSL `isNan_(v: T) -> bool` for a kernel whose element type alias is `T`.
+ * WGSL `isNan_(v: T) -> bool` for a kernel whose element type alias is `T`
+ * (`vec4<bool>` per component when `vec`, `T` then being `vec4<dtype>`).
  * WGSL lets compilers assume floats are never NaN (Mesa folds `v != v` to
  * false and picks either operand in `max`), so NaN is detected from the bits.
  */
-export function isNanWgsl(dtype: WgslScalar): string {
-  const body = dtype === "f32" ? "(bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u" : "false";
-  return `fn isNan_(v: T) -> bool { return ${body}; }`;
+export function isNanWgsl(dtype: WgslScalar, vec = false): string {
+  const u = (x: string) => (vec ? `vec4<u32>(${x})` : x);
+  const body = dtype === "f32"
+    ? `(bitcast<${vec ? "vec4<u32>" : "u32"}>(v) & ${u("0x7fffffffu")}) > ${u("0x7f800000u")}`
+    : vec
+    ? "vec4<bool>(false)"
+    : "false";
+  return `fn isNan_(v: T) -> ${vec ? "vec4<bool>" : "bool"} { return ${body}; }`;
 }

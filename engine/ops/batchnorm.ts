@@ -30,7 +30,7 @@
 
 import { fmtShape, Tensor } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
-import { run } from "../dispatch.ts";
+import { run, vecLanes } from "../dispatch.ts";
 import {
   BN_PER_THREAD,
   BN_WG,
@@ -223,7 +223,7 @@ export function batchNorm2d(
     const chunk = chunkOf(M, P, S);
     const u = bnUniforms({ N, C, S, P, chunk, eps, momentum: momentum ?? 0 });
     const part = Tensor.empty([C, P, 3]);
-    const q = lanes(S);
+    const q = vecLanes(S);
     run(bnStatsProgram(q === 4), {
       inputs: [x.storage],
       outputs: [part.storage],
@@ -284,15 +284,12 @@ export function batchNorm2d(
 const perPlane = (S: number) => S >= BN_WG;
 
 /**
- * Pixels per load of the streaming passes: 4 (vec4) when a plane holds a
- * multiple of 4, else 1. The partial-sum chunks are multiples of 4 then too
- * (see {@link chunkOf}), so a vec4 never straddles two parts.
+ * Values per part of a per-channel reduction split in `P` parts: a multiple
+ * of the pixels per load (4 when a plane holds a multiple of 4), so that a
+ * vec4 never straddles two parts.
  */
-const lanes = (S: number) => (S % 4 === 0 ? 4 : 1);
-
-/** Values per part of a per-channel reduction split in `P` parts: a multiple of the lanes. */
 function chunkOf(M: number, P: number, S: number): number {
-  const q = lanes(S);
+  const q = vecLanes(S);
   return Math.ceil(M / P / q) * q;
 }
 
@@ -316,7 +313,7 @@ function affine(
 ): Tensor {
   const y = Tensor.empty(x.shape);
   if (x.size > 0) {
-    const q = lanes(S);
+    const q = vecLanes(S);
     const v = { vec: q === 4, relu, residual: res !== null };
     run(bnAffineProgram(perPlane(S / q), backward, v), {
       inputs: [x.storage, coef.storage, ...(res ? [res.storage] : [])],
@@ -344,7 +341,7 @@ export const batchNormVjp: VjpRule<"batchNorm"> = (node, gOut) => {
   const [N, C, H, W] = node.inputShapes[0];
   const S = H * W;
   const M = N * S;
-  const q = lanes(S);
+  const q = vecLanes(S);
   const vec = q === 4;
   // With ReLU, the statistics pass also masks the gradient (gz = g where y > 0).
   const stats = needW || needB || (needX && training) || relu;

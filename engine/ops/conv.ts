@@ -431,13 +431,13 @@ function noBias(): GPUBuffer {
 }
 
 /**
- * A conv's input as its forward pass packed it, kept by the tape node for the
- * weight gradient: the forward and weight-gradient passes lay the input out
- * alike (same padding, same `Ht × Wt` window, same channel texels), so the
- * weight gradient skips packing it again (measured: the input packing was
- * 20 of the 88 packing passes of a ResNet-18 backward). The input tensor
- * itself is then not saved, and the texture's bytes count as live activation
- * memory while the node holds it.
+ * A packed image texture taken out of the scratch cache for the weight
+ * gradient to read: a conv's input as its forward pass packed it (kept by the
+ * tape node: the forward and weight-gradient passes lay the input out alike,
+ * and the input tensor itself is then not saved), or the output gradient as a
+ * stride-1 data gradient packed it (padded: pixel (0, 0) at `lo`). Measured:
+ * the input packing was 20 of the 88 packing passes of a ResNet-18 backward.
+ * Its bytes count as live activation memory until it is disposed.
  */
 class KeptImage {
   #unhold: () => void;

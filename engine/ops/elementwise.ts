@@ -7,7 +7,7 @@
 import { fmtShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
 import type { DType } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
-import { bindingChunks, clearBuffer, rangeOf, run } from "../dispatch.ts";
+import { bindingChunks, clearBuffer, rangeOf, run, vecLanes } from "../dispatch.ts";
 import {
   arangeProgram,
   type BinaryFn,
@@ -74,13 +74,6 @@ function checkRank(op: string, shape: Shape): void {
 
 // ------------------------------------------------------------ unary
 
-/**
- * Elements per load of a contiguous elementwise kernel over `n` elements: 4
- * (vec4 bindings) when `n` is a multiple of 4, else 1. Binding ranges start at
- * multiples of 256 bytes (bindingChunks), so a vec4 never straddles one.
- */
-const lanes = (n: number) => (n % 4 === 0 ? 4 : 1);
-
 function unary(fn: UnaryFn, x: Tensor): Tensor {
   if (x.dtype !== "f32" && !INT_UNARY.has(fn)) {
     throw new TypeError(`${fn}: expected an f32 tensor, got ${x.dtype} ${fmtShape(x.shape)}`);
@@ -88,7 +81,7 @@ function unary(fn: UnaryFn, x: Tensor): Tensor {
   const out = Tensor.empty(x.shape, x.dtype);
   for (const [start, n] of bindingChunks(x.size)) {
     if (n === 0) continue;
-    const q = lanes(n);
+    const q = vecLanes(n);
     run(unaryProgram(fn, x.dtype, q === 4), {
       inputs: [rangeOf(x.storage, start, n)],
       outputs: [rangeOf(out.storage, start, n)],
@@ -138,7 +131,7 @@ export function unaryGrad(fn: UnaryFn, x: Tensor, y: Tensor, g: Tensor): Tensor 
   for (const [start, n] of bindingChunks(x.size)) {
     if (n === 0) continue;
     const r = (t: Tensor) => rangeOf(t.storage, start, n);
-    const q = lanes(n);
+    const q = vecLanes(n);
     run(unaryGradProgram(fn, q === 4), {
       inputs: [r(x), r(y), r(g)],
       outputs: [r(out)],
@@ -205,7 +198,7 @@ function binary(fn: BinaryFn, a: Tensor, b: Tensor): Tensor {
     if (count === 0) continue;
     const r = (t: Tensor) => mode === "same" ? rangeOf(t.storage, start, count) : t.storage;
     const tail = mode === "tailA" ? a.size : b.size;
-    const q = mode !== "general" && tail % 4 === 0 ? lanes(count) : 1;
+    const q = mode !== "general" ? vecLanes(count, tail) : 1;
     run(binaryProgram(fn, a.dtype, mode, q === 4), {
       inputs: [r(a), r(b)],
       outputs: [r(out)],
@@ -255,7 +248,7 @@ function scalar(fn: ScalarFn, a: Tensor, s: number): Tensor {
   for (const [start, n] of bindingChunks(a.size)) {
     if (n === 0) continue;
     const u = new ArrayBuffer(16);
-    const q = lanes(n);
+    const q = vecLanes(n);
     new Uint32Array(u)[0] = n / q;
     new Float32Array(u)[1] = s;
     new Int32Array(u)[2] = Math.trunc(s);

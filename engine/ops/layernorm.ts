@@ -14,7 +14,7 @@
 
 import { fmtShape, Tensor } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
-import { run } from "../dispatch.ts";
+import { run, vecLanes } from "../dispatch.ts";
 import {
   LN_PARAM_TILE,
   LN_WG,
@@ -138,7 +138,7 @@ export function layerNorm(
     const T = lanesPerRow(C);
     const flags = { weight: weight !== null, bias: bias !== null };
     // vec4 loads where a row of one invocation holds a multiple of 4 values.
-    const program = T === 1 && C % 4 === 0
+    const program = T === 1 && vecLanes(C) === 4
       ? lnForwardVecProgram(flags)
       : lnForwardProgram({ ...flags, perRow: T === 1 });
     run(program, {
@@ -237,7 +237,7 @@ export const layerNormVjp: VjpRule<"layerNorm"> = (node, g) => {
     dx = Tensor.empty(shape);
     if (g.size > 0) {
       const T = lanesPerRow(C);
-      const program = T === 1 && C % 4 === 0
+      const program = T === 1 && vecLanes(C) === 4
         ? lnDxVecProgram({ weight: hasW })
         : lnDxProgram({ weight: hasW, perRow: T === 1 });
       run(program, {

@@ -7,7 +7,7 @@
 
 import { fmtShape, type Shape, sizeOf, Tensor, tracks } from "../tensor.ts";
 import { noGrad, record, type VjpRule } from "../autograd.ts";
-import { type BufferRange, copyBuffer, copyBufferToTexture, run } from "../dispatch.ts";
+import { type BufferRange, copyBuffer, copyBufferToTexture, run, vecLanes } from "../dispatch.ts";
 import { gpu } from "../device.ts";
 import type { Storage } from "../memory.ts";
 import { ScratchTextures } from "../scratch.ts";
@@ -15,7 +15,6 @@ import { matmulTile } from "../tune.ts";
 import {
   type MatmulAct,
   matmulPackProgram,
-  matmulPackVecProgram,
   matmulProgram,
   matmulTexProgram,
   MAX_K4_TEXTURE,
@@ -359,10 +358,10 @@ function pack(
   stride: number,
 ): void {
   const C4 = Math.ceil(C / 4);
-  // vec4 loads when every size and offset is a multiple of 4 (see matmulPackVecProgram).
-  const vec = [R, C, ld, off].every((v) => v % 4 === 0) && (layers === 1 || stride % 4 === 0);
+  // vec4 loads when every size and offset is a multiple of 4 (see matmulPackProgram).
+  const vec = vecLanes(R, C, ld, off, layers === 1 ? 0 : stride) === 4;
   const rowsPer = vec && trans ? 4 : 1;
-  run(vec ? matmulPackVecProgram(trans) : matmulPackProgram(trans), {
+  run(matmulPackProgram(trans, vec), {
     inputs: [src],
     outputs: [dst],
     uniforms: new Uint32Array([R, C, Rp, C4, stride, off, ld, 0]),

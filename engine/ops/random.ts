@@ -10,7 +10,7 @@
 
 import { checkShape, type Shape, Tensor } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
-import { bindingChunks, rangeOf, run } from "../dispatch.ts";
+import { bindingChunks, rangeOf, run, vecLanes } from "../dispatch.ts";
 import { dropoutProgram, randomProgram } from "../../kernels/random.ts";
 import { mul } from "./elementwise.ts";
 
@@ -116,7 +116,7 @@ function dropoutRaw(x: Tensor, p: number, seed: number, offset: number): Tensor 
   for (const [start, n] of bindingChunks(x.size)) {
     if (n === 0) continue;
     const u = new ArrayBuffer(24);
-    const q = n % 4 === 0 ? 4 : 1; // vec4 loads and stores when the piece allows
+    const q = vecLanes(n);
     new Uint32Array(u, 0, 4).set([n / q, seed, (offset + start) >>> 0, 0]);
     new Float32Array(u, 16, 2).set([p, 1 / (1 - p)]);
     run(dropoutProgram(q === 4), {

@@ -7,7 +7,14 @@
 
 import { type DType, fmtShape, scope, type Shape, sizeOf, Tensor } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
-import { bindingChunks, type BufferRange, copyBuffer, rangeOf, run } from "../dispatch.ts";
+import {
+  bindingChunks,
+  type BufferRange,
+  copyBuffer,
+  rangeOf,
+  run,
+  vecLanes,
+} from "../dispatch.ts";
 import type { Storage } from "../memory.ts";
 import {
   COLUMN_ROWS,
@@ -134,7 +141,7 @@ function reduceColumns(
 ): Tensor {
   const parts = Math.max(1, Math.ceil(rows / COLUMN_ROWS));
   const out = Tensor.empty(parts > 1 ? [parts, cols] : shape, dtype);
-  const q = fn === "sum" && cols % 4 === 0 ? 4 : 1; // 4 columns per invocation, as a vec4
+  const q = fn === "sum" ? vecLanes(cols) : 1; // 4 columns per invocation, as a vec4
   run(reduceColumnsProgram(fn, dtype, q === 4), {
     inputs: [input],
     outputs: [out.storage],

@@ -8,7 +8,7 @@
 
 import { checkShape, fmtShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
 import { record, type VjpRule } from "../autograd.ts";
-import { run } from "../dispatch.ts";
+import { run, vecLanes } from "../dispatch.ts";
 import { COPY_CHUNK, COPY_RANK, stridedCopyProgram } from "../../kernels/copy.ts";
 import { elementwiseGroups } from "../../kernels/elementwise.ts";
 import { broadcastShapes, broadcastStrides, full } from "./elementwise.ts";
@@ -54,10 +54,9 @@ function copy(
   }
   // vec4 elements when the innermost run is contiguous on both sides and every size, stride
   // and base is a multiple of 4 (a quarter of the storage accesses for the same bytes).
-  const q = isRun === 1 && osRun === 1 && inner % 4 === 0 && inBase % 4 === 0 &&
-      outBase % 4 === 0 && src.storage.bytes % 16 === 0 && dst.storage.bytes % 16 === 0 &&
-      dims.every(([, is, os]) => is % 4 === 0 && os % 4 === 0)
-    ? 4
+  const strides = dims.flatMap(([, is, os]) => [is, os]);
+  const q = isRun === 1 && osRun === 1
+    ? vecLanes(inner, inBase, outBase, src.storage.bytes / 4, dst.storage.bytes / 4, ...strides)
     : 1;
   inner /= q;
   const chunks = Math.ceil(inner / COPY_CHUNK);

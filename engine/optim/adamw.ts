@@ -7,7 +7,7 @@
  */
 
 import type { Tensor } from "../tensor.ts";
-import { bindingChunks, rangeOf, run } from "../dispatch.ts";
+import { bindingChunks, rangeOf, run, vecLanes } from "../dispatch.ts";
 import { elementwiseGroups } from "../../kernels/elementwise.ts";
 import { adamwProgram, adamwUniforms } from "../../kernels/optimizer.ts";
 import {
@@ -95,7 +95,7 @@ export class AdamW extends Optimizer<AdamWOptions> {
     // Parameters above one binding's limit update piecewise.
     for (const [start, n] of bindingChunks(param.size)) {
       const r = (t: Tensor) => rangeOf(t.storage, start, n);
-      const q = n % 4 === 0 ? 4 : 1; // vec4 bindings when the piece allows
+      const q = vecLanes(n);
       run(adamwProgram(q === 4), {
         inputs: [r(grad)],
         outputs: [r(param), r(m), r(v)],

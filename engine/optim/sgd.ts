@@ -6,7 +6,7 @@
  */
 
 import type { Tensor } from "../tensor.ts";
-import { bindingChunks, rangeOf, run } from "../dispatch.ts";
+import { bindingChunks, rangeOf, run, vecLanes } from "../dispatch.ts";
 import { elementwiseGroups } from "../../kernels/elementwise.ts";
 import { sgdProgram, sgdUniforms } from "../../kernels/optimizer.ts";
 import {
@@ -95,7 +95,7 @@ export class SGD extends Optimizer<SGDOptions> {
     // Parameters above one binding's limit (VGG's 411 MB classifier weight) update piecewise.
     for (const [start, n] of bindingChunks(param.size)) {
       const r = (t: Tensor) => rangeOf(t.storage, start, n);
-      const q = n % 4 === 0 ? 4 : 1; // vec4 bindings when the piece allows
+      const q = vecLanes(n);
       run(sgdProgram(withMomentum, q === 4), {
         inputs: [r(grad)],
         outputs: buf ? [r(param), r(buf.tensor)] : [r(param)],

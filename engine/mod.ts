@@ -65,6 +65,7 @@ export {
 } from "./ops/elementwise.ts";
 export { argmax, max, mean, min, sum, variance } from "./ops/reduce.ts";
 export { cka, type CkaOptions } from "./ops/cka.ts";
+export { sort } from "./ops/sort.ts";
 export { matmul, type MatmulOptions } from "./ops/matmul.ts";
 export { conv2d, type Conv2dOptions } from "./ops/conv.ts";
 export { crossEntropy, type CrossEntropyOptions, logSoftmax, softmax } from "./ops/softmax.ts";

@@ -12,8 +12,16 @@
  * (x_W − μ) / σ and the keys and values read each earlier snapshot's
  * displacement d_t = (x_t − x_W) / σ, compressed as
  * sign(d)·ln(1 + 1000|d|) / ln(1001): relative moves from 10⁻⁴ to 1 all land
- * in a range where a ReLU network can tell them apart. (The paper does not say
- * how it scales its inputs; this is our choice.)
+ * in a range where a ReLU network can tell them apart.
+ *
+ * Each of these vectors is then sorted. The 1,024 positions are random picks
+ * from the layer, so their order carries nothing, and a network reading them
+ * unsorted must learn to ignore it from examples (the first shipped predictor,
+ * `inputs: "raw"`, did, with permuted training windows). Sorted, each vector is
+ * the empirical distribution of the weights (query) or of their moves at one
+ * lag (keys and values), which is what the question "has this layer stopped
+ * changing?" depends on (smartfrz/README.md measures both). The paper does
+ * not say how it scales or orders its inputs; both are our choices.
  *
  * @module
  */
@@ -26,6 +34,7 @@ import { mean, variance } from "../engine/ops/reduce.ts";
 import { reshape, slice } from "../engine/ops/shape.ts";
 import { scaledDotProductAttention } from "../engine/ops/attention.ts";
 import { softmax } from "../engine/ops/softmax.ts";
+import { sort } from "../engine/ops/sort.ts";
 import { decodeSafetensors } from "../engine/safetensors.ts";
 
 /** Sizes of a {@link FreezePredictor}. */
@@ -36,7 +45,16 @@ export interface PredictorOptions {
   hidden?: number;
   /** Attention width (default 64). */
   dim?: number;
+  /**
+   * Whether the inputs are sorted (see {@link normalizeWindows}): `"sorted"`,
+   * the default, or `"raw"` (positions in the order they were sampled; the
+   * first shipped predictor's inputs).
+   */
+  inputs?: PredictorInputs;
 }
+
+/** How a predictor orders its inputs. */
+export type PredictorInputs = "sorted" | "raw";
 
 const COMPRESS = 1000;
 
@@ -73,17 +91,24 @@ export class FreezePredictor extends nn.Module {
   classifier: nn.Sequential;
   /** Weights per snapshot. */
   readonly size: number;
+  /** Whether its inputs are sorted. */
+  readonly inputs: PredictorInputs;
   readonly #dim: number;
 
   /** @param o Sizes (the paper's by default). */
   constructor(o: PredictorOptions = {}) {
     super();
+    const inputs = o.inputs ?? "sorted";
+    if (inputs !== "sorted" && inputs !== "raw") {
+      throw new RangeError(`FreezePredictor: inputs must be "sorted" or "raw", got "${inputs}"`);
+    }
     const size = o.size ?? 1024, hidden = o.hidden ?? 256, dim = o.dim ?? 64;
     this.query = mlp([size, hidden, hidden, dim]);
     this.key = mlp([size, hidden, hidden, dim]);
     this.value = mlp([size, hidden, hidden, dim]);
     this.classifier = mlp([dim, 32, 32, 2]);
     this.size = size;
+    this.inputs = inputs;
     this.#dim = dim;
   }
 
@@ -98,7 +123,7 @@ export class FreezePredictor extends nn.Module {
       );
     }
     return scope(() => {
-      const { latest, moves } = normalizeWindows(windows);
+      const { latest, moves } = normalizeWindows(windows, this.inputs);
       const q = reshape(this.query.forward(latest), [B, 1, 1, this.#dim]);
       const k = reshape(this.key.forward(moves), [B, 1, W - 1, this.#dim]);
       const v = reshape(this.value.forward(moves), [B, 1, W - 1, this.#dim]);
@@ -126,7 +151,10 @@ export class FreezePredictor extends nn.Module {
  * standardised (`latest`, `[B, 1, S]`) and the earlier ones as compressed
  * displacements from it (`moves`, `[B, W − 1, S]`); see the module doc.
  */
-export function normalizeWindows(windows: Tensor): { latest: Tensor; moves: Tensor } {
+export function normalizeWindows(
+  windows: Tensor,
+  inputs: PredictorInputs = "sorted",
+): { latest: Tensor; moves: Tensor } {
   const [B, W, S] = windows.shape;
   const last = slice(windows, [0, W - 1, 0], [B, W, S]);
   const mu = mean(last, 2, true);
@@ -135,7 +163,8 @@ export function normalizeWindows(windows: Tensor): { latest: Tensor; moves: Tens
   const d = div(sub(slice(windows, [0, 0, 0], [B, W - 1, S]), last), sigma);
   const squash = (x: Tensor) => log(add(mul(relu(x), COMPRESS), 1));
   const moves = mul(sub(squash(d), squash(mul(d, -1))), 1 / Math.log(1 + COMPRESS));
-  return { latest, moves };
+  if (inputs === "raw") return { latest, moves };
+  return { latest: sort(latest), moves: sort(moves) };
 }
 
 /** What a predictor file says about itself (its `__metadata__`). */
@@ -191,6 +220,8 @@ export async function loadPredictor(
     size: w.shape[1],
     hidden: w.shape[0],
     dim: tensors["query.4.weight"]?.shape[0],
+    // Files written before inputs were recorded read them raw.
+    inputs: (metadata.inputs ?? "raw") as PredictorInputs,
   });
   const sd: Record<string, Tensor> = {};
   for (const [k, h] of Object.entries(tensors)) {

@@ -2,20 +2,29 @@
  * `deno task frz:fit`: trains the SmartFRZ predictor with this engine on the
  * runs `deno task frz:labels` recorded, and reports precision and recall of
  * "freeze" on runs held out by seed (the last seed of every workload) and by
- * architecture (each workload left out in turn). The final predictor is fit
+ * architecture (each architecture's workloads left out in turn). The final predictor is fit
  * on every run and written with its card to `smartfrz/predictor.safetensors`
  * (`--save PATH` elsewhere).
  *
  * A sample is one unit's window of the last 30 snapshots at a snapshot
  * index n ≥ 30 of a run, labelled by the label rule at the last CKA probe at
  * or before n. Training draws balanced batches (as many "freeze" as "keep")
- * and augments each window with a random permutation of its 1,024 positions
- * (they are random picks, so their order carries nothing) and a random sign.
+ * and augments each window with a random sign (and, for `--inputs raw`, a
+ * random permutation of its 1,024 positions: they are random picks, so their
+ * order carries nothing; sorted inputs ignore it anyway).
  * Held-out figures count only the probe points themselves.
+ *
+ * Runs recorded by `frz:labels --eval` (the comparison's architectures, other
+ * seeds; `--eval DIR`, by default `runs/frz-eval` when it exists) are never
+ * fit on: the final predictor is scored on them, and for each run the epochs
+ * at which the online controller would freeze each unit are printed next to
+ * the labels' oracle schedule. `--eval-only PREDICTOR` does only that (and
+ * the same simulation on the label runs) for a saved predictor.
  *
  * ```
  * deno task frz:fit [--labels runs/frz-labels] [--steps 1200] [--holdout-steps 600] [--save PATH]
- *                   [--no-holdout]
+ *                   [--holdout seed,architecture|none] [--inputs sorted|raw]
+ *                   [--eval runs/frz-eval|none] [--eval-only PREDICTOR]
  * ```
  *
  * @module
@@ -27,7 +36,8 @@ import { gpu, initGpu } from "../engine/device.ts";
 import { readSafetensorsFile } from "../engine/safetensors.ts";
 import { saveSafetensors } from "../engine/checkpoint.ts";
 import { convergenceLabels, DEFAULT_RULE, type LabelRule } from "../smartfrz/labels.ts";
-import { FreezePredictor } from "../smartfrz/predictor.ts";
+import { FreezePredictor, loadPredictor, type PredictorInputs } from "../smartfrz/predictor.ts";
+import { oracleSchedule } from "./frz_labels.ts";
 import { Rng } from "../data/rng.ts";
 
 const WINDOW = 30;
@@ -37,6 +47,9 @@ interface Series {
   workload: string;
   seed: number;
   unit: string;
+  /** Steps per epoch and steps between snapshots of the run. */
+  stepsPerEpoch: number;
+  snapshotEvery: number;
   /** `[count, size]` snapshots. */
   snapshots: Float32Array;
   count: number;
@@ -59,9 +72,13 @@ export async function loadSeries(dir: string, rule: LabelRule): Promise<Series[]
   // Every finished run: DIR/<workload>/s<seed>.safetensors (the runs in dataset.json, and any
   // finished since, so a fit can start while frz:labels is still recording).
   const index: { runs: { workload: string; seed: number; file: string }[] } = { runs: [] };
-  for (
-    const w of [...Deno.readDirSync(dir)].filter((e) => e.isDirectory).map((e) => e.name).sort()
-  ) {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch (e) {
+    throw new Error(`frz:fit: cannot read ${dir}: ${e instanceof Error ? e.message : e}`);
+  }
+  for (const w of entries.filter((e) => e.isDirectory).map((e) => e.name).sort()) {
     for (const e of [...Deno.readDirSync(`${dir}/${w}`)].map((e) => e.name).sort()) {
       const m = /^s(\d+)\.safetensors$/.exec(e);
       if (m) index.runs.push({ workload: w, seed: Number(m[1]), file: `${w}/${e}` });
@@ -82,6 +99,8 @@ export async function loadSeries(dir: string, rule: LabelRule): Promise<Series[]
         workload: r.workload,
         seed: r.seed,
         unit: u,
+        stepsPerEpoch: Number(f.metadata.stepsPerEpoch),
+        snapshotEvery: Number(f.metadata.snapshotEvery),
         snapshots: snaps.data as Float32Array,
         count: snaps.shape[0],
         size: snaps.shape[1],
@@ -107,12 +126,16 @@ function samples(series: Series[]): Sample[] {
   return out;
 }
 
-/** Packs windows into one `[B, WINDOW, size]` array, optionally augmented. */
-function pack(batch: Sample[], rng: Rng | null): Float32Array {
+/**
+ * Packs windows into one `[B, WINDOW, size]` array, optionally augmented: a
+ * random sign, and for a predictor reading raw inputs a random permutation of
+ * the positions (sorted inputs do not depend on their order).
+ */
+function pack(batch: Sample[], rng: Rng | null, inputs: PredictorInputs): Float32Array {
   const size = batch[0].s.size;
   const out = new Float32Array(batch.length * WINDOW * size);
   batch.forEach((b, i) => {
-    const perm = rng ? rng.permutation(size) : null;
+    const perm = rng && inputs === "raw" ? rng.permutation(size) : null;
     const sign = rng && rng.next() < 0.5 ? -1 : 1;
     for (let t = 0; t < WINDOW; t++) {
       const src = (b.end - WINDOW + t) * size;
@@ -126,11 +149,17 @@ function pack(batch: Sample[], rng: Rng | null): Float32Array {
 }
 
 /** Trains a predictor on `train` for `steps` balanced batches. */
-async function fit(train: Sample[], steps: number, seed: number, log: (l: string) => void) {
+async function fit(
+  train: Sample[],
+  steps: number,
+  seed: number,
+  inputs: PredictorInputs,
+  log: (l: string) => void,
+) {
   manualSeed(seed);
   const rng = new Rng(seed);
   const size = train[0].s.size;
-  const net = new FreezePredictor({ size });
+  const net = new FreezePredictor({ size, inputs });
   const opt = new optim.AdamW(net.parameters(), { lr: 1e-3, weightDecay: 0.01 });
   const pos = train.filter((s) => s.label), neg = train.filter((s) => !s.label);
   if (pos.length === 0 || neg.length === 0) {
@@ -152,7 +181,7 @@ async function fit(train: Sample[], steps: number, seed: number, log: (l: string
       batch.push(from[Math.floor(rng.next() * from.length)]);
       labels[i] = yes ? 1 : 0;
     }
-    const x = pack(batch, rng);
+    const x = pack(batch, rng, inputs);
     const l = scope(() => {
       const logits = net.forward(tensor(x, { shape: [B, WINDOW, size] }));
       const loss = crossEntropy(logits, tensor(labels, { dtype: "i32" }));
@@ -185,7 +214,9 @@ async function score(net: FreezePredictor, test: Sample[]) {
   let tp = 0, fp = 0, fn = 0, tn = 0;
   for (let i = 0; i < probes.length; i += 64) {
     const batch = probes.slice(i, i + 64);
-    const x = tensor(pack(batch, null), { shape: [batch.length, WINDOW, batch[0].s.size] });
+    const x = tensor(pack(batch, null, net.inputs), {
+      shape: [batch.length, WINDOW, batch[0].s.size],
+    });
     const p = await net.freezeProbability(x);
     x.dispose();
     batch.forEach((b, k) => {
@@ -211,6 +242,66 @@ function fmt(r: Awaited<ReturnType<typeof score>>): string {
     `(tp ${r.tp}, fp ${r.fp}, fn ${r.fn}, tn ${r.tn})`;
 }
 
+/** P(freeze) of each window (batches of 64). */
+async function probabilities(net: FreezePredictor, ws: Sample[]): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < ws.length; i += 64) {
+    const batch = ws.slice(i, i + 64);
+    const x = tensor(pack(batch, null, net.inputs), {
+      shape: [batch.length, WINDOW, batch[0].s.size],
+    });
+    out.push(...await net.freezeProbability(x));
+    x.dispose();
+  }
+  return out;
+}
+
+/**
+ * What the online controller would do on each recorded run (asking at every
+ * epoch's end, front to back, P(freeze) > 0.5), next to the labels' oracle
+ * schedule: one line per run with each unit's freeze epoch, and each unit's
+ * P(freeze) at every epoch's end.
+ */
+async function simulate(net: FreezePredictor, series: Series[]): Promise<string[]> {
+  const lines: string[] = [];
+  const runs = [...new Set(series.map((s) => `${s.workload}/s${s.seed}`))];
+  for (const run of runs) {
+    const units = series.filter((s) => `${s.workload}/s${s.seed}` === run);
+    const { stepsPerEpoch: spe, snapshotEvery: every } = units[0];
+    const epochs = Math.round((units[0].count * every) / spe);
+    const ends: number[] = [];
+    for (let e = 1; e <= epochs; e++) ends.push(Math.floor((e * spe) / every));
+    const probs: number[][] = [];
+    for (const u of units) {
+      const ws = ends.filter((n) => n >= WINDOW && n <= u.count)
+        .map((end) => ({ s: u, end, label: false, probe: false }));
+      const p = ws.length ? await probabilities(net, ws) : [];
+      probs.push(ends.map((n) => (n >= WINDOW && n <= u.count ? p.shift()! : NaN)));
+    }
+    // Front to back: at each epoch's end the leading run of active units with P > 0.5 freezes.
+    const predicted = units.map(() => Infinity);
+    let next = 0;
+    ends.forEach((_, e) => {
+      while (next < units.length && probs[next][e] > 0.5) predicted[next++] = e + 1;
+    });
+    const oracle = oracleSchedule(units.map((u) => u.labels), units[0].probeAt, every)
+      .map((step) => step / spe);
+    const ep = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "never");
+    lines.push(
+      `${run} (${spe} steps/epoch, a snapshot every ${every}): freeze epoch predicted / labels: ` +
+        units.map((u, i) => `${u.unit} ${ep(predicted[i])} / ${ep(oracle[i])}`).join(", "),
+    );
+    units.forEach((u, i) =>
+      lines.push(
+        `  ${u.unit} P(freeze) at epoch ends: ${
+          probs[i].map((p) => (Number.isNaN(p) ? "-" : p.toFixed(2))).join(" ")
+        }`,
+      )
+    );
+  }
+  return lines;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -219,8 +310,11 @@ async function main(argv: string[]): Promise<number> {
       steps: { type: "string", default: "1200" },
       "holdout-steps": { type: "string", default: "600" },
       save: { type: "string" },
-      "no-holdout": { type: "boolean", default: false },
+      holdout: { type: "string", default: "seed,architecture" },
+      inputs: { type: "string", default: "sorted" },
       seed: { type: "string", default: "0" },
+      eval: { type: "string" },
+      "eval-only": { type: "string" },
     },
   });
   await initGpu();
@@ -235,6 +329,37 @@ async function main(argv: string[]): Promise<number> {
   const steps = count("steps", values.steps);
   const holdoutSteps = count("holdout-steps", values["holdout-steps"]);
   const seed = Number(values.seed);
+  const inputs = values.inputs as PredictorInputs;
+  if (inputs !== "sorted" && inputs !== "raw") {
+    throw new Error(`--inputs: expected sorted or raw, got "${inputs}"`);
+  }
+  // Evaluation runs (frz:labels --eval): scored, never fit on.
+  // Read before any fitting, so that a wrong --eval fails at once; the default directory
+  // counts only when it holds finished runs.
+  const es = values.eval === "none"
+    ? []
+    : values.eval
+    ? await loadSeries(values.eval, DEFAULT_RULE)
+    : await loadSeries("runs/frz-eval", DEFAULT_RULE).catch(() => []);
+  const evaluate = async (net: FreezePredictor, report: Record<string, string>) => {
+    if (!es.length) return;
+    for (const w of [...new Set(es.map((s) => s.workload))]) {
+      const r = await score(net, samples(es.filter((s) => s.workload === w)));
+      console.log(`evaluation run ${w} (never fit on): ${fmt(r)}`);
+      report[`eval:${w}`] = fmt(r);
+    }
+    for (const l of await simulate(net, es)) console.log(l);
+  };
+  if (values["eval-only"]) {
+    const { predictor } = await loadPredictor(values["eval-only"]);
+    predictor.eval();
+    await evaluate(predictor, {});
+    for (const l of await simulate(predictor, await loadSeries(values.labels!, DEFAULT_RULE))) {
+      console.log(l);
+    }
+    predictor.dispose();
+    return 0;
+  }
   const series = await loadSeries(values.labels!, DEFAULT_RULE);
   const all = samples(series);
   const workloads = [...new Set(series.map((s) => s.workload))];
@@ -245,7 +370,14 @@ async function main(argv: string[]): Promise<number> {
       }`,
   );
   const report: Record<string, string> = {};
-  if (!values["no-holdout"]) {
+  const holdouts = values.holdout === "none" ? [] : values.holdout!.split(",");
+  for (const h of holdouts) {
+    if (h !== "seed" && h !== "architecture") {
+      throw new Error(`--holdout: expected seed, architecture or none, got "${h}"`);
+    }
+  }
+  if (holdouts.length) report.holdoutSteps = String(holdoutSteps);
+  if (holdouts.includes("seed")) {
     // Held out by seed: the last seed of every workload.
     const lastSeed = new Map<string, number>();
     for (const s of series) {
@@ -253,28 +385,39 @@ async function main(argv: string[]): Promise<number> {
     }
     const heldSeed = (s: Sample) => s.s.seed === lastSeed.get(s.s.workload);
     console.log("held out by seed:");
-    const a = await fit(all.filter((s) => !heldSeed(s)), holdoutSteps, seed, console.log);
+    const a = await fit(all.filter((s) => !heldSeed(s)), holdoutSteps, seed, inputs, console.log);
     const r = await score(a, all.filter(heldSeed));
     a.dispose();
     console.log(`  ${fmt(r)}`);
     report.heldOutBySeed = fmt(r);
-    report.holdoutSteps = String(holdoutSteps);
-    // Held out by architecture: each workload in turn.
-    for (const w of workloads) {
-      console.log(`held out: ${w}`);
-      const b = await fit(all.filter((s) => s.s.workload !== w), holdoutSteps, seed, console.log);
-      const rb = await score(b, all.filter((s) => s.s.workload === w));
+  }
+  if (holdouts.includes("architecture")) {
+    // Held out by architecture: each in turn, with every workload of it (mlp3-fashion and
+    // mlp3-fashion-b32 are one architecture, "mlp3").
+    const arch = (w: string) => w.split("-")[0];
+    for (const a of [...new Set(workloads.map(arch))]) {
+      console.log(`held out: ${a}`);
+      const b = await fit(
+        all.filter((s) => arch(s.s.workload) !== a),
+        holdoutSteps,
+        seed,
+        inputs,
+        console.log,
+      );
+      const rb = await score(b, all.filter((s) => arch(s.s.workload) === a));
       b.dispose();
       console.log(`  ${fmt(rb)}`);
-      report[`heldOut:${w}`] = fmt(rb);
+      report[`heldOut:${a}`] = fmt(rb);
     }
   }
   console.log("final predictor (every run):");
-  const net = await fit(all, steps, seed, console.log);
+  const net = await fit(all, steps, seed, inputs, console.log);
+  await evaluate(net, report);
   const save = values.save ??
     new URL("../smartfrz/predictor.safetensors", import.meta.url).pathname;
   await saveSafetensors(save, net.stateDict(), {
     format: "frost FreezePredictor",
+    inputs,
     data: `deno task frz:labels: ${workloads.join(", ")}`,
     runs: series.filter((s, i, a) =>
       a.findIndex((t) => t.workload === s.workload && t.seed === s.seed) === i

@@ -9,7 +9,7 @@
  * `OUT/dataset.json`: the runs, the label rule and each unit's labels.
  *
  * ```
- * deno task frz:labels [--out runs/frz-labels] [--quick] [--only NAME,...]
+ * deno task frz:labels [--out runs/frz-labels] [--quick] [--eval] [--only NAME,...]
  * ```
  *
  * @module
@@ -45,6 +45,11 @@ export interface LabelWorkload {
   seeds: number[];
   /** Epochs of the reference model (the recorded runs use `--epochs` from flags). */
   referenceEpochs: number;
+  /**
+   * Another workload of the same model and data whose reference model this
+   * one shares (its file is trained, or loaded, under that workload's name).
+   */
+  referenceOf?: string;
 }
 
 /**
@@ -95,6 +100,98 @@ export const WORKLOADS: LabelWorkload[] = [
     ],
     seeds: [1, 2],
     referenceEpochs: 12,
+  },
+  // The same four at smaller batches: 125-313 steps per epoch, so that the predictor also sees
+  // windows that are 4-10 steps apart (the comparison's ResNet-18 takes a snapshot every 5 steps;
+  // the runs above every 1-2).
+  {
+    name: "mlp3-fashion-b32",
+    flags: [
+      "--model",
+      "mlp3",
+      "--hidden",
+      "256",
+      "--train-limit",
+      "10000",
+      "--epochs",
+      "10",
+      "--batch-size",
+      "32",
+    ],
+    seeds: [1, 2],
+    referenceEpochs: 15,
+    referenceOf: "mlp3-fashion",
+  },
+  {
+    name: "resnet10w8-fashion-b32",
+    flags: [
+      "--model",
+      "resnet10",
+      "--width",
+      "8",
+      "--train-limit",
+      "4096",
+      "--epochs",
+      "8",
+      "--batch-size",
+      "32",
+    ],
+    seeds: [1, 2],
+    referenceEpochs: 12,
+    referenceOf: "resnet10w8-fashion",
+  },
+  {
+    name: "vggmini-fashion-b32",
+    flags: ["--model", "vgg-mini", "--train-limit", "4096", "--epochs", "8", "--batch-size", "32"],
+    seeds: [1, 2],
+    referenceEpochs: 12,
+    referenceOf: "vggmini-fashion",
+  },
+  {
+    name: "berttiny-spam-b16",
+    flags: [
+      "--model",
+      "bert-tiny",
+      "--dataset",
+      "spam",
+      "--max-length",
+      "64",
+      "--train-limit",
+      "2000",
+      "--epochs",
+      "8",
+      "--batch-size",
+      "16",
+    ],
+    seeds: [1, 2],
+    referenceEpochs: 12,
+    referenceOf: "berttiny-spam",
+  },
+];
+
+/**
+ * Workloads recorded only to check a predictor on the comparison's own
+ * architectures (`deno task frz:labels --eval`, into `runs/frz-eval`):
+ * `frz:fit --eval` scores its predictor on them and never fits on them. Their
+ * seeds are not the comparison's (1-3).
+ */
+export const EVAL_WORKLOADS: LabelWorkload[] = [
+  {
+    name: "resnet18w8-fashion",
+    flags: [
+      "--model",
+      "resnet18",
+      "--width",
+      "8",
+      "--train-limit",
+      "20000",
+      "--epochs",
+      "10",
+      "--batch-size",
+      "128",
+    ],
+    seeds: [11],
+    referenceEpochs: 15,
   },
 ];
 
@@ -177,7 +274,14 @@ async function trainRun<H extends TrainerHook>(
 }
 
 /** Trains (or loads) the workload's reference model; returns its state-dict path. */
-async function reference(w: LabelWorkload, dir: string): Promise<string> {
+async function reference(w: LabelWorkload, out: string, all: LabelWorkload[]): Promise<string> {
+  if (w.referenceOf) {
+    const of = all.find((o) => o.name === w.referenceOf);
+    if (!of) throw new Error(`frz:labels: ${w.name}: no workload "${w.referenceOf}" to share`);
+    return reference(of, out, all);
+  }
+  const dir = `${out}/${w.name}`;
+  await Deno.mkdir(dir, { recursive: true });
   const path = `${dir}/reference.safetensors`;
   if (await exists(path)) return path;
   console.log(`${w.name}: reference model (seed 1000, ${w.referenceEpochs} epochs)`);
@@ -425,8 +529,9 @@ async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      out: { type: "string", default: "runs/frz-labels" },
+      out: { type: "string" },
       quick: { type: "boolean", default: false },
+      eval: { type: "boolean", default: false },
       only: { type: "string" },
       sweep: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -434,20 +539,22 @@ async function main(argv: string[]): Promise<number> {
   });
   if (values.help) {
     console.log(
-      "Usage: deno task frz:labels [--out DIR] [--quick] [--only NAME,...] [--sweep]\n\n" +
+      "Usage: deno task frz:labels [--out DIR] [--quick] [--eval] [--only NAME,...] [--sweep]\n\n" +
         "--sweep retrains the recorded runs with oracle freezing schedules from each candidate " +
-        "label rule and reports accuracy and savings.\n\n" +
-        `Workloads: ${WORKLOADS.map((w) => w.name).join(", ")}`,
+        "label rule and reports accuracy and savings.\n" +
+        "--eval records the evaluation workloads (the comparison's architectures, other seeds) " +
+        "into runs/frz-eval; frz:fit --eval scores its predictor on them.\n\n" +
+        `Workloads: ${WORKLOADS.map((w) => w.name).join(", ")}\n` +
+        `Evaluation workloads: ${EVAL_WORKLOADS.map((w) => w.name).join(", ")}`,
     );
     return 0;
   }
   await initGpu();
   console.log(`device: ${gpu().label}`);
   const only = values.only?.split(",");
-  const workloads = (values.quick ? QUICK : WORKLOADS).filter((w) =>
-    !only || only.includes(w.name)
-  );
-  const out = values.out!;
+  const all = values.quick ? QUICK : values.eval ? EVAL_WORKLOADS : WORKLOADS;
+  const workloads = all.filter((w) => !only || only.includes(w.name));
+  const out = values.out ?? (values.eval ? "runs/frz-eval" : "runs/frz-labels");
   if (values.sweep) {
     await sweep(out, workloads, SWEEP_RULES);
     return 0;
@@ -455,10 +562,10 @@ async function main(argv: string[]): Promise<number> {
   for (const w of workloads) {
     const dir = `${out}/${w.name}`;
     await Deno.mkdir(dir, { recursive: true });
-    const ref = await reference(w, dir);
+    const ref = await reference(w, out, all);
     for (const seed of w.seeds) await recordRun(w, seed, dir, ref);
   }
-  await writeIndex(out, values.quick ? QUICK : WORKLOADS);
+  await writeIndex(out, all);
   console.log(`dataset: ${out}/dataset.json`);
   return 0;
 }

@@ -15,6 +15,7 @@ import {
   randn,
   smartfrz,
   type Tensor,
+  tensor,
 } from "../../mod.ts";
 import { mixSeed } from "../../data/rng.ts";
 
@@ -235,15 +236,56 @@ Deno.test("the predictor's inputs do not depend on the layer's scale or offset",
   const m = Array.from(await a.moves.toArray());
   assert.ok(m.every((v) => Math.abs(v) < 1.5) && m.some((v) => v < 0) && m.some((v) => v > 0));
   const still = noGrad(() => randn([1, 1, 16]).expand([1, 4, 16]));
-  const s = noGrad(() => smartfrz.normalizeWindows(still));
-  assert.ok(Array.from(await s.moves.toArray()).every((v) => v === 0));
-  for (const t of [w, scaled, a.latest, a.moves, b.latest, b.moves, still, s.latest, s.moves]) {
-    t.dispose();
+  for (const inputs of ["sorted", "raw"] as const) {
+    const s = noGrad(() => smartfrz.normalizeWindows(still, inputs));
+    assert.ok(Array.from(await s.moves.toArray()).every((v) => v === 0), inputs);
+    s.latest.dispose();
+    s.moves.dispose();
   }
+  for (const t of [w, scaled, a.latest, a.moves, b.latest, b.moves, still]) t.dispose();
+
   // The paper's sizes: 3 MLPs 1024→256→256→64 and a 64→32→32→2 classifier.
   const p = new FreezePredictor();
   assert.equal(p.numParameters(), 3 * (1024 * 256 + 256 + 256 * 256 + 256 + 256 * 64 + 64) + 3202);
   p.dispose();
+});
+
+Deno.test("sorted inputs are the raw inputs sorted, whatever order the positions were picked in", async () => {
+  manualSeed(17);
+  const [B, W, S] = [3, 6, 40];
+  const w = randn([B, W, S]);
+  const raw = noGrad(() => smartfrz.normalizeWindows(w, "raw"));
+  const sorted = noGrad(() => smartfrz.normalizeWindows(w, "sorted"));
+  // Float64 reference: each raw row sorted.
+  for (const k of ["latest", "moves"] as const) {
+    const r = await raw[k].toArray(), s = await sorted[k].toArray();
+    for (let i = 0; i < r.length; i += S) {
+      const want = Float64Array.from(r.subarray(i, i + S)).sort();
+      for (let j = 0; j < S; j++) assert.equal(s[i + j], Math.fround(want[j]), `${k}[${i + j}]`);
+    }
+  }
+  // The same positions in another order (one permutation for the whole window) change nothing.
+  const x = await w.toArray();
+  const perm = Array.from({ length: S }, (_, j) => (j * 7 + 3) % S);
+  const shuffled = tensor(x.map((_, i) => x[i - (i % S) + perm[i % S]]), { shape: [B, W, S] });
+  const again = noGrad(() => smartfrz.normalizeWindows(shuffled, "sorted"));
+  // (Equal up to rounding: the mean and deviation are summed in another order.)
+  for (const k of ["latest", "moves"] as const) {
+    const a = await again[k].toArray(), s = await sorted[k].toArray();
+    for (let i = 0; i < s.length; i++) assert.ok(Math.abs(a[i] - s[i]) < 1e-5, `${k}[${i}]`);
+  }
+  // Sorted and raw predictors are told apart by the file that holds them.
+  const p = new FreezePredictor({ size: S, hidden: 8, dim: 4, inputs: "raw" });
+  assert.equal(p.inputs, "raw");
+  assert.equal(new FreezePredictor({ size: S, hidden: 8, dim: 4 }).inputs, "sorted");
+  assert.throws(
+    // @ts-expect-error: not an input kind
+    () => new FreezePredictor({ size: S, inputs: "shuffled" }),
+    /inputs must be "sorted" or "raw", got "shuffled"/,
+  );
+  p.dispose();
+  for (const t of [w, shuffled, raw.latest, raw.moves, sorted.latest, sorted.moves]) t.dispose();
+  for (const t of [again.latest, again.moves]) t.dispose();
 });
 
 /** A predictor whose answers the test sets, unit by unit (by position in the batch). */

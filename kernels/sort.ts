@@ -25,16 +25,20 @@ fn gid(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
   return ((wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y) * ${SORT_WG}u) + lid;
 }`;
 
-/** Copies `[rows, n]` into `[rows, p]`, NaN after each row's `n` values (uniforms: rows, n, p). */
-export function sortPadProgram(): KernelProgram {
+/**
+ * Copies rows of `src` values into rows of `dst` (uniforms: rows, src, dst):
+ * the first `min(src, dst)` of each, NaN after them. It pads rows for the
+ * network and cuts them back.
+ */
+export function sortCopyProgram(): KernelProgram {
   return {
-    name: "sort_pad",
-    key: "sort_pad",
+    name: "sort_copy",
+    key: "sort_copy",
     inputs: 1,
     outputs: 1,
     uniforms: true,
     wgsl: () =>
-      `struct U { rows: u32, n: u32, p: u32, pad: u32 }
+      `struct U { rows: u32, src: u32, dst: u32, pad: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> u: U;
@@ -43,34 +47,9 @@ ${GRID}
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   let g = gid(wid, nwg, lid);
-  if (g >= u.rows * u.p) { return; }
-  let r = g / u.p;
-  let i = g % u.p;
-  y[g] = select(bitcast<f32>(0x7fc00000u), x[r * u.n + min(i, u.n - 1u)], i < u.n);
-}`,
-  };
-}
-
-/** Copies the first `n` of each row of `[rows, p]` into `[rows, n]` (uniforms: rows, n, p). */
-export function sortUnpadProgram(): KernelProgram {
-  return {
-    name: "sort_unpad",
-    key: "sort_unpad",
-    inputs: 1,
-    outputs: 1,
-    uniforms: true,
-    wgsl: () =>
-      `struct U { rows: u32, n: u32, p: u32, pad: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-${GRID}
-@compute @workgroup_size(${SORT_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let g = gid(wid, nwg, lid);
-  if (g >= u.rows * u.n) { return; }
-  y[g] = x[(g / u.n) * u.p + g % u.n];
+  if (g >= u.rows * u.dst) { return; }
+  let i = g % u.dst;
+  y[g] = select(bitcast<f32>(0x7fc00000u), x[(g / u.dst) * u.src + min(i, u.src - 1u)], i < u.src);
 }`,
   };
 }

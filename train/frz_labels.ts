@@ -33,6 +33,7 @@ import { buildModel, type BuiltModel } from "./models.ts";
 import { makeOptimizer, parseTrainArgs, schedule, type TrainArgs, warmupSteps } from "./main.ts";
 import { train, type TrainerHook } from "./trainer.ts";
 import { FrozenPrefix } from "../smartfrz/units.ts";
+import { WORKLOADS as COMPARE_WORKLOADS } from "./frz_compare.ts";
 import type { StepContext } from "../smartfrz/hooks.ts";
 
 /** One kind of training run the labels come from. */
@@ -52,11 +53,8 @@ export interface LabelWorkload {
   referenceOf?: string;
 }
 
-/**
- * The workloads: architectures that are not the comparison's (`frz:compare`
- * trains resnet18 and bert-mini), sized to run on a CPU adapter.
- */
-export const WORKLOADS: LabelWorkload[] = [
+/** Four small architectures, at the CLI's default batch sizes. */
+const BASE: LabelWorkload[] = [
   {
     name: "mlp3-fashion",
     flags: ["--model", "mlp3", "--hidden", "256", "--train-limit", "10000", "--epochs", "10"],
@@ -101,73 +99,30 @@ export const WORKLOADS: LabelWorkload[] = [
     seeds: [1, 2],
     referenceEpochs: 12,
   },
-  // The same four at smaller batches: 125-313 steps per epoch, so that the predictor also sees
-  // windows that are 4-10 steps apart (the comparison's ResNet-18 takes a snapshot every 5 steps;
-  // the runs above every 1-2).
-  {
-    name: "mlp3-fashion-b32",
-    flags: [
-      "--model",
-      "mlp3",
-      "--hidden",
-      "256",
-      "--train-limit",
-      "10000",
-      "--epochs",
-      "10",
-      "--batch-size",
-      "32",
-    ],
-    seeds: [1, 2],
-    referenceEpochs: 15,
-    referenceOf: "mlp3-fashion",
-  },
-  {
-    name: "resnet10w8-fashion-b32",
-    flags: [
-      "--model",
-      "resnet10",
-      "--width",
-      "8",
-      "--train-limit",
-      "4096",
-      "--epochs",
-      "8",
-      "--batch-size",
-      "32",
-    ],
-    seeds: [1, 2],
-    referenceEpochs: 12,
-    referenceOf: "resnet10w8-fashion",
-  },
-  {
-    name: "vggmini-fashion-b32",
-    flags: ["--model", "vgg-mini", "--train-limit", "4096", "--epochs", "8", "--batch-size", "32"],
-    seeds: [1, 2],
-    referenceEpochs: 12,
-    referenceOf: "vggmini-fashion",
-  },
-  {
-    name: "berttiny-spam-b16",
-    flags: [
-      "--model",
-      "bert-tiny",
-      "--dataset",
-      "spam",
-      "--max-length",
-      "64",
-      "--train-limit",
-      "2000",
-      "--epochs",
-      "8",
-      "--batch-size",
-      "16",
-    ],
-    seeds: [1, 2],
-    referenceEpochs: 12,
-    referenceOf: "berttiny-spam",
-  },
 ];
+
+/**
+ * The same four again at a smaller batch (16 for BERT, 32 otherwise), sharing
+ * their reference models: 125-313 steps per epoch, so that the predictor also
+ * sees windows 4-10 steps apart (the comparison's ResNet-18 takes a snapshot
+ * every 5 steps; the runs above every 1-2).
+ */
+const DENSE: LabelWorkload[] = BASE.map((w) => {
+  const batch = w.flags.includes("bert-tiny") ? 16 : 32;
+  return {
+    ...w,
+    name: `${w.name}-b${batch}`,
+    flags: [...w.flags, "--batch-size", String(batch)],
+    seeds: [1, 2],
+    referenceOf: w.name,
+  };
+});
+
+/**
+ * The workloads: architectures that are not the comparison's (`frz:compare`
+ * trains resnet18 and bert-mini), sized to run on a CPU adapter.
+ */
+export const WORKLOADS: LabelWorkload[] = [...BASE, ...DENSE];
 
 /**
  * Workloads recorded only to check a predictor on the comparison's own
@@ -178,18 +133,7 @@ export const WORKLOADS: LabelWorkload[] = [
 export const EVAL_WORKLOADS: LabelWorkload[] = [
   {
     name: "resnet18w8-fashion",
-    flags: [
-      "--model",
-      "resnet18",
-      "--width",
-      "8",
-      "--train-limit",
-      "20000",
-      "--epochs",
-      "10",
-      "--batch-size",
-      "128",
-    ],
+    flags: COMPARE_WORKLOADS.find((w) => w.name === "resnet18-fashion")!.flags,
     seeds: [11],
     referenceEpochs: 15,
   },

@@ -8,7 +8,7 @@ import { fmtShape, Tensor } from "../tensor.ts";
 import { isGradEnabled } from "../autograd.ts";
 import { run } from "../dispatch.ts";
 import { gpu } from "../device.ts";
-import { SORT_WG, sortPadProgram, sortStageProgram, sortUnpadProgram } from "../../kernels/sort.ts";
+import { SORT_WG, sortCopyProgram, sortStageProgram } from "../../kernels/sort.ts";
 
 /**
  * The values of `x` sorted ascending along the last axis (NaN last, as in
@@ -44,11 +44,10 @@ export function sort(x: Tensor): Tensor {
   if (rows === 0) return out;
   // Padded rows sort in a work buffer; rows already a power of two sort in `out`.
   const work = p === n ? out : Tensor.empty([rows, p], "f32");
-  const u = new Uint32Array([rows, n, p, 0]);
-  run(sortPadProgram(), {
+  run(sortCopyProgram(), {
     inputs: [x.storage],
     outputs: [work.storage],
-    uniforms: u,
+    uniforms: new Uint32Array([rows, n, p, 0]),
     workgroups: Math.ceil((rows * p) / SORT_WG),
     bytes: 4 * (x.size + rows * p),
   });
@@ -66,10 +65,10 @@ export function sort(x: Tensor): Tensor {
     }
   }
   if (work !== out) {
-    run(sortUnpadProgram(), {
+    run(sortCopyProgram(), {
       inputs: [work.storage],
       outputs: [out.storage],
-      uniforms: u,
+      uniforms: new Uint32Array([rows, p, n, 0]),
       workgroups: Math.ceil(x.size / SORT_WG),
       bytes: 8 * x.size,
     });

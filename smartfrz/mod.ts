@@ -31,6 +31,7 @@ export {
   loadPredictor,
   normalizeWindows,
   type PredictorCard,
+  type PredictorInputs,
   type PredictorOptions,
 } from "./predictor.ts";
 export { type FreezeDecision, SmartFRZ, type SmartFRZOptions } from "./smartfrz.ts";

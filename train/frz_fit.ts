@@ -352,7 +352,6 @@ async function main(argv: string[]): Promise<number> {
   };
   if (values["eval-only"]) {
     const { predictor } = await loadPredictor(values["eval-only"]);
-    predictor.eval();
     await evaluate(predictor, {});
     for (const l of await simulate(predictor, await loadSeries(values.labels!, DEFAULT_RULE))) {
       console.log(l);

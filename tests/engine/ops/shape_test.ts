@@ -30,6 +30,33 @@ import { gradcheck } from "../../helpers/gradcheck.ts";
 
 const reshaped = (x: Ref, shape: number[]): Ref => ref(shape, x.data);
 
+/** permute(x, perm) against the float64 reference, exactly. */
+function checkPermute(x: Ref, perm: number[]): Promise<void> {
+  return checkOp(
+    `permute [${x.shape}] [${perm}]`,
+    [x],
+    (t) => permute(t, perm),
+    permuteRef(x, perm),
+    {
+      atol: 0,
+      rtol: 0,
+    },
+  );
+}
+
+/** slice(x, starts, ends) against the float64 reference, exactly. */
+function checkSlice(x: Ref, starts: number[], ends: number[]): Promise<void> {
+  return checkOp(
+    `slice [${starts}] [${ends}]`,
+    [x],
+    (t) => slice(t, starts, ends),
+    sliceRef(x, starts, ends),
+    {
+      atol: 0,
+    },
+  );
+}
+
 Deno.test("reshape() is a view: same storage, same data, one size inferred", async () => {
   const x = upload(new Rng(1).nonzero([2, 3, 4]));
   const y = reshape(x, [4, -1]);
@@ -82,13 +109,7 @@ Deno.test("permute() and transpose() match the reference", async () => {
   ];
   for (const [shape, perm] of cases) {
     const x = r.nonzero(shape);
-    await checkOp(
-      `permute [${shape}] [${perm}]`,
-      [x],
-      (t) => permute(t, perm),
-      permuteRef(x, perm),
-      { atol: 0, rtol: 0 },
-    );
+    await checkPermute(x, perm);
   }
   const x = r.nonzero([3, 4, 5]);
   await checkOp("transpose()", [x], (t) => transpose(t), transposeRef(x), { atol: 0 });
@@ -119,29 +140,12 @@ Deno.test("strided copies whose runs, strides and offsets are multiples of 4 (ve
     ], [1, 0, 2]]] as [number[], number[]][]
   ) {
     const x = r.nonzero(shape);
-    await checkOp(
-      `permute [${shape}] [${perm}]`,
-      [x],
-      (t) => permute(t, perm),
-      permuteRef(x, perm),
-      {
-        atol: 0,
-        rtol: 0,
-      },
-    );
+    await checkPermute(x, perm);
   }
   // Slices starting at a multiple of 4 (vec4) and not (scalar) in the same tensor.
   const y = r.nonzero([6, 16]);
   for (const [starts, ends] of [[[2, 4], [5, 12]], [[2, 3], [5, 11]], [[1], [4]]]) {
-    await checkOp(
-      `slice [${starts}] [${ends}]`,
-      [y],
-      (t) => slice(t, starts, ends),
-      sliceRef(y, starts, ends),
-      {
-        atol: 0,
-      },
-    );
+    await checkSlice(y, starts, ends);
   }
   // Concat along the last axis: pieces of 8 and 4 (vec4), then 4 and 3 (scalar).
   for (const shapes of [[[2, 8], [2, 4]], [[2, 4], [2, 3]]]) {
@@ -170,15 +174,7 @@ Deno.test("slice() matches Python slicing: leading axes, negative indices, clamp
     [[6, 32, 2], [7, 33, 3]],
   ];
   for (const [starts, ends] of cases) {
-    await checkOp(
-      `slice [${starts}] [${ends}]`,
-      [x],
-      (t) => slice(t, starts, ends),
-      sliceRef(x, starts, ends),
-      {
-        atol: 0,
-      },
-    );
+    await checkSlice(x, starts, ends);
   }
 });
 

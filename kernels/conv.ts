@@ -65,6 +65,12 @@
  * 16×16 38 ms against 45 for 16×32: 16×32 where a group has ≥ 32 outputs.
  * Weight gradient, inputs × outputs: 16×16 73-93 ms, 32×16 51-65, 16×32
  * 67-86, 8×16 81, 16×8 78, 32×8 74: 32×16 where a group has > 16 inputs.
+ * Groups of at most 8 channels get 8-channel tiles: a 16-channel tile
+ * computed half padding there (the weight gradient's 16×16, three quarters).
+ * 8→8 channels, 28×28, batch 128 (ResNet-18 width 8's first stage), 3
+ * interleaved runs: forward 12.9-14.4 → 8.4-9.6 ms, data gradient 12.8-13.3 →
+ * 8.2-8.4, weight gradient 14.3-14.5 → 6.6-6.7. (8 channels over 32 pixels
+ * per invocation, or 24, timed the same as over 16.)
  *
  * @module
  */
@@ -74,10 +80,10 @@ import { type KernelProgram, LOOP_LIMIT } from "./program.ts";
 /** Output pixels per invocation of the GEMM kernel. */
 export const GEMM_TP = 16;
 /**
- * Texels of 4 output channels per invocation of the GEMM kernel: the narrow
- * variant (16 channels), and the wide one (32) for groups of ≥ 32 outputs.
+ * Texels of 4 output channels per invocation of the GEMM kernel: 8 channels
+ * for groups of at most 8 outputs, 16, and 32 for groups of ≥ 32.
  */
-export type GemmWidth = 4 | 8;
+export type GemmWidth = 2 | 4 | 8;
 /** Workgroup width (along pixels) of the GEMM and depthwise kernels. */
 export const GEMM_WGX = 8;
 /** Workgroup height (along output-channel texels) of the GEMM kernel. */
@@ -85,12 +91,16 @@ export const GEMM_WGY = 1;
 /** Output pixels per invocation of the depthwise kernel. */
 export const DW_TP = 8;
 /**
- * Input-channel texels per invocation of the weight-gradient kernel: 4 (16
- * channels), or 8 (32) for groups of more than 16 inputs.
+ * Input-channel texels per invocation of the weight-gradient kernel: 2 (8
+ * channels) for groups of at most 8 inputs, 4 (16), or 8 (32) for groups of
+ * more than 16.
  */
-export type WgradDepth = 4 | 8;
-/** Output-channel texels per invocation of the weight-gradient kernel. */
-export const WG_OT = 4;
+export type WgradDepth = 2 | 4 | 8;
+/**
+ * Output-channel texels per invocation of the weight-gradient kernel: 2 (8
+ * channels) for groups of at most 8 outputs, else 4 (16).
+ */
+export type WgradWidth = 2 | 4;
 /** Lanes of a weight-gradient workgroup (they split the pixels). */
 export const WG_LANES = 8;
 /** Workgroup shape of the packing kernels. */
@@ -481,10 +491,10 @@ function pixelLoop(body: string[]): string[] {
  * tile: the data gradient's padded packing of G can serve). Output: `dW` partial sums, split `sp` at
  * `outOff + sp·dWsize`. Grid `[⌈Cg4/CT⌉·tilesO, taps, groups·S]`.
  */
-export function convWgradProgram(ct: WgradDepth): KernelProgram {
+export function convWgradProgram(ct: WgradDepth, ot: WgradWidth): KernelProgram {
   const cts = range(ct);
-  const ots = range(WG_OT);
-  const nacc = ct * 4 * WG_OT;
+  const ots = range(ot);
+  const nacc = ct * 4 * ot;
   const per = nacc / WG_LANES;
   const L: string[] = [];
   L.push(`let ct = wid.x / u.tilesO;`);
@@ -503,7 +513,7 @@ export function convWgradProgram(ct: WgradDepth): KernelProgram {
   }
   for (const t of ots) {
     L.push(
-      `let gc${t} = g * u.Og4 + min(ot * ${WG_OT}u + ${t}u, u.Og4 - 1u); let gcy${t} = gc${t} / u.cxg; ` +
+      `let gc${t} = g * u.Og4 + min(ot * ${ot}u + ${t}u, u.Og4 - 1u); let gcy${t} = gc${t} / u.cxg; ` +
         `let go${t} = vec2<u32>((gc${t} - gcy${t} * u.cxg) * u.Wg + u.gOffX, gcy${t} * u.Hg + u.gOffY);`,
     );
   }
@@ -528,7 +538,7 @@ export function convWgradProgram(ct: WgradDepth): KernelProgram {
   for (const s of cts) {
     for (const j of range(4)) {
       for (const t of ots) {
-        L.push(`red[${base} + ${(s * 4 + j) * WG_OT + t}u] = acc${s}_${j}_${t};`);
+        L.push(`red[${base} + ${(s * 4 + j) * ot + t}u] = acc${s}_${j}_${t};`);
       }
     }
   }
@@ -537,9 +547,9 @@ export function convWgradProgram(ct: WgradDepth): KernelProgram {
   L.push(`  let m = lid.x * ${per}u + r;`);
   L.push(`  var v = vec4<f32>(0.0);`);
   L.push(`  for (var l = 0u; l < ${WG_LANES}u; l++) { v += red[l * ${nacc}u + m]; }`);
-  L.push(`  let row = m / ${WG_OT}u;`);
+  L.push(`  let row = m / ${ot}u;`);
   L.push(`  let c = ct * ${ct * 4}u + row;`);
-  L.push(`  let o = (ot * ${WG_OT}u + m - row * ${WG_OT}u) * 4u;`);
+  L.push(`  let o = (ot * ${ot}u + m - row * ${ot}u) * 4u;`);
   L.push(`  if (c < u.Cg) {`);
   L.push(`    let at = u.outOff + sp * u.dWsize + ((g * u.Og + o) * u.Cg + c) * u.taps + tap;`);
   L.push(`    let so = u.Cg * u.taps;`);
@@ -550,7 +560,7 @@ export function convWgradProgram(ct: WgradDepth): KernelProgram {
   L.push(`}`);
   return {
     name: "conv2d_bwd_weight",
-    key: `conv2d_wgrad_${ct}x${WG_OT}x${WG_LANES}`,
+    key: `conv2d_wgrad_${ct}x${ot}x${WG_LANES}`,
     inputs: 2,
     outputs: 1,
     uniforms: true,

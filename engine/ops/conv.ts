@@ -26,9 +26,11 @@ import {
   GEMM_TP,
   GEMM_WGX,
   GEMM_WGY,
+  type GemmWidth,
   PACK_WG,
-  WG_OT,
+  type WgradDepth,
   wgradMaxPixels,
+  type WgradWidth,
 } from "../../kernels/conv.ts";
 import { add, zeros } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
@@ -551,8 +553,8 @@ function convPass(
       });
     } else {
       // 32 outputs per invocation where a group has that many (measured: 64 outputs 70 against
-      // 91 ms; 16 outputs 45 against 38 ms for the narrow tile).
-      const nt = p.Jg >= 32 ? 8 : 4;
+      // 91 ms; 16 outputs 45 against 38 ms for the narrow tile); 8 where it has at most 8.
+      const nt: GemmWidth = p.Jg >= 32 ? 8 : p.Jg > 8 ? 4 : 2;
       // Blocks of taps and input texels within llvmpipe's loop budget: one for usual shapes.
       const blocks = convGemmBlocks(taps, Cg4);
       for (const [t0, t1, q0, q1] of blocks) {
@@ -727,10 +729,11 @@ export function conv2dBackwardWeight(
     packedG.layout.cx === gl.cx;
   const gt = useG ? packedG.tex : scratchTexture("g", gl.texW, gl.texH, nbMax);
   const gLayout = useG ? packedG.layout : gl;
-  const tilesO = Math.ceil(Og4 / WG_OT);
   // 32 input channels per invocation where a group has more than 16 (measured at 64: 51 against
-  // 73 ms for 16).
-  const ct = Cg4 > 4 ? 8 : 4;
+  // 73 ms for 16); 8 input or output channels where a group has at most 8.
+  const ct: WgradDepth = Cg4 > 4 ? 8 : Cg4 > 2 ? 4 : 2;
+  const ot: WgradWidth = Og4 > 2 ? 4 : 2;
+  const tilesO = Math.ceil(Og4 / ot);
   const tiles = depthwise ? Math.ceil(G / 4) : Math.ceil(Cg4 / ct) * tilesO * taps * G;
   // Enough splits to occupy the cores, and to keep each split's pixel loop within llvmpipe's
   // loop budget (kernels/conv.ts: wgradMaxPixels).
@@ -799,7 +802,7 @@ export function conv2dBackwardWeight(
         workgroups: [Math.ceil(G / 4), S, 1],
       });
     } else {
-      run(convWgradProgram(ct), {
+      run(convWgradProgram(ct, ot), {
         ...common,
         workgroups: [Math.ceil(Cg4 / ct) * tilesO, taps, G * S],
       });

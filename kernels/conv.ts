@@ -120,7 +120,8 @@ const XYZW = ["x", "y", "z", "w"];
  * image-texture layout described in the module comment. Uniforms (u32 unless
  * noted): `C, H, W, Cg, Cg4, CT4, Wt, Ht, cx, loY (i32), loX (i32), 0, 0,
  * off, texW, texH`, `off` being the element offset of image `n0`. Grid:
- * `[⌈texW/8⌉, ⌈texH/8⌉, images]`.
+ * `[⌈Wt/8⌉, ⌈Ht/8⌉, images]`: each invocation packs every channel texel of one
+ * tile pixel.
  */
 export function convPackImageProgram(pass: ConvPass): KernelProgram {
   return {
@@ -138,28 +139,39 @@ struct U { C: u32, H: u32, W: u32, Cg: u32, Cg4: u32, CT4: u32, Wt: u32, Ht: u32
 @group(0) @binding(2) var<uniform> u: U;
 @compute @workgroup_size(${PACK_WG}, ${PACK_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  if (gid.x >= u.texW || gid.y >= u.texH) { return; }
-  let tileX = gid.x / u.Wt;
-  let tileY = gid.y / u.Ht;
-  let c4 = tileY * u.cx + tileX;
-  if (c4 >= u.CT4) { return; }
-  let grp = c4 / u.Cg4;
-  let q = c4 - grp * u.Cg4;
-  let sy = i32(gid.y - tileY * u.Ht) - u.loY;
-  let sx = i32(gid.x - tileX * u.Wt) - u.loX;
+  if (gid.x >= u.Wt || gid.y >= u.Ht) { return; }
+  let sy = i32(gid.y) - u.loY;
+  let sx = i32(gid.x) - u.loX;
   let iy = u32(max(sy, 0));
   let ix = u32(max(sx, 0));
   let inside = sy >= 0 && sx >= 0 && iy < u.H && ix < u.W;
+  let HW = u.H * u.W;
   // Branch-free: clamp the reads, then zero what lies outside the image or the group.
-  let pix = u.off + gid.z * u.C * u.H * u.W + min(iy, u.H - 1u) * u.W + min(ix, u.W - 1u);
-  let c0 = q * 4u;
-  var v = vec4<f32>(0.0);
-  ${
-      range(4).map((j) =>
-        `if (c0 + ${j}u < u.Cg) { v.${XYZW[j]} = X[pix + (grp * u.Cg + c0 + ${j}u) * u.H * u.W]; }`
-      ).join("\n  ")
+  let pix = u.off + gid.z * u.C * HW + min(iy, u.H - 1u) * u.W + min(ix, u.W - 1u);
+  // Every channel texel of this pixel, its group, texel in the group and tile stepped on without
+  // dividing (llvmpipe divides each lane apart: three divisions per texel cost more than the loads).
+  var grp = 0u;
+  var q = 0u;
+  var tile = vec2<u32>(0u, 0u);
+  for (var c4 = 0u; c4 < u.CT4; c4++) {
+    let c0 = q * 4u;
+    let at = pix + (grp * u.Cg + c0) * HW;
+    var v = vec4<f32>(0.0);
+    ${
+      range(4).map((j) => `if (c0 + ${j}u < u.Cg) { v.${XYZW[j]} = X[at + ${j}u * HW]; }`).join(
+        "\n    ",
+      )
     }
-  textureStore(T, vec2<u32>(gid.x, gid.y), gid.z, select(vec4<f32>(0.0), v, inside));
+    let t = tile * vec2<u32>(u.Wt, u.Ht) + gid.xy;
+    textureStore(T, t, gid.z, select(vec4<f32>(0.0), v, inside));
+    q += 1u;
+    let nextGrp = q == u.Cg4;
+    q = select(q, 0u, nextGrp);
+    grp = select(grp, grp + 1u, nextGrp);
+    tile.x += 1u;
+    let nextRow = tile.x == u.cx;
+    tile = select(tile, vec2<u32>(0u, tile.y + 1u), nextRow);
+  }
 }`,
   };
 }

@@ -381,7 +381,7 @@ function packImage(
     inputs: [bind],
     outputs: [dst],
     uniforms: u,
-    workgroups: [Math.ceil(l.texW / PACK_WG), Math.ceil(l.texH / PACK_WG), nb],
+    workgroups: [Math.ceil(l.Wt / PACK_WG), Math.ceil(l.Ht / PACK_WG), nb],
     bytes: 4 * nb * C * p.H * p.W + 16 * nb * l.texW * l.texH,
   });
 }

@@ -351,9 +351,11 @@ async function runOne(
     await Deno.rename(resultPath, `${old}/${name}`);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
-  // An interrupted run resumes only on the engine it began with.
+  // An interrupted run resumes only on the engine it began with. A directory that does not
+  // name its engine began with an unknown one (before ENGINE files): it, too, starts afresh,
+  // or a run finished there would be read back as measured now.
   const began = await Deno.readTextFile(`${dir}/ENGINE`).catch(() => null);
-  if (began !== null && began.trim() !== engine) await Deno.remove(dir, { recursive: true });
+  if (began?.trim() !== engine) await Deno.remove(dir, { recursive: true }).catch(() => {});
   const resume = await exists(`${dir}/LATEST`);
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(`${dir}/ENGINE`, engine + "\n");

@@ -75,6 +75,17 @@ Deno.test("frz:compare --quick runs every method, writes compare.json and the re
     const again = JSON.parse(await Deno.readTextFile(one)) as CompareRun;
     assert.equal(again.engine, old.engine);
     await Deno.stat(`${dir}/out/superseded/0123456789ab/quick-mlp3/none-s1.json`);
+    // A finished run directory without a result and without its engine's name is trained
+    // afresh, not read back (it may come from another engine).
+    const runDir = `${dir}/runs/quick-mlp3/none-s1`;
+    await Deno.remove(one);
+    await Deno.remove(`${runDir}/ENGINE`);
+    await Deno.writeTextFile(`${runDir}/marker`, "");
+    const d = await compare([...args, "--only", "quick-mlp3", "--methods", "none"]);
+    assert.equal(d.code, 0, d.stderr);
+    await assert.rejects(() => Deno.stat(`${runDir}/marker`), Deno.errors.NotFound);
+    assert.equal((await Deno.readTextFile(`${runDir}/ENGINE`)).trim(), old.engine);
+    await Deno.stat(one);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -105,15 +105,19 @@ export function matmulClass(M: number, N: number, K: number): string {
 
 /**
  * The tile used where the tuning file names none: on CPU-emulated adapters
- * (llvmpipe, lavapipe, SwiftShader) `32x16/8x1`, which `deno task tune` found
- * 10-22% faster than `16x16/8x2` on most of BERT-mini's products in two runs
- * here (BERT-mini step's matmuls 1,376-1,551 → 1,308-1,453 ms, vulkan); on
- * other adapters `16x16/8x2` until a GPU's measurements say otherwise (a
- * GPU spills big register tiles worse).
+ * (llvmpipe, lavapipe, SwiftShader) `32x32/8x1`, which `deno task tune`
+ * (or its grid-transposed twin `32x32/8x1r`) measured 1.22-1.46× faster than
+ * the earlier default `32x16/8x1` on 8 of its 9 products here (not on
+ * BERT-mini's 2048×256·256×256, where `32x16/8x1` stayed best). With those
+ * choices a BERT-mini step's texture-matmul kernels took 978-1,049 ms against
+ * 1,142-1,157 with `32x16/8x1` everywhere, and the step 1,366-1,445 against
+ * 1,524-1,530 ms (2 interleaved pairs of `deno task profile --model
+ * bert-mini`, vulkan, 2026-12-08). On other adapters `16x16/8x2` until a
+ * GPU's measurements say otherwise (a GPU spills big register tiles worse).
  */
 export function defaultTexTile(): TexTile {
   return /llvmpipe|lavapipe|swiftshader/i.test(gpu().description)
-    ? TEX_TILES["32x16/8x1"]
+    ? TEX_TILES["32x32/8x1"]
     : DEFAULT_TEX_TILE;
 }
 

@@ -71,14 +71,25 @@
  * interleaved runs: forward 12.9-14.4 → 8.4-9.6 ms, data gradient 12.8-13.3 →
  * 8.2-8.4, weight gradient 14.3-14.5 → 6.6-6.7. (8 channels over 32 pixels
  * per invocation, or 24, timed the same as over 16.)
+ * The 32-channel tile over 32 pixels instead of 16 (as the matmul's 32×32
+ * tile), batch 128, 3×3, pad 1, 3 interleaved pairs (vulkan, 2026-12-08):
+ * 32→32 at 14×14 forward 13.5 / 14.8 / 20.2 → 12.1 / 13.8 / 15.1 ms, data
+ * gradient 12.4 / 13.3 / 16.4 → 12.3 / 14.1 / 15.1; 64→64 at 7×7 forward
+ * 12.8 / 13.6 / 14.0 → 12.7 / 12.0 / 11.7, data gradient 10.6 / 13.5 / 13.7
+ * → 10.6 / 12.3 / 11.6 (the weight gradient, unchanged, moved by up to 12%
+ * between runs of the same code).
  *
  * @module
  */
 
 import { type KernelProgram, LOOP_LIMIT } from "./program.ts";
 
-/** Output pixels per invocation of the GEMM kernel. */
+/** Output pixels per invocation of the GEMM kernel (the narrower tiles). */
 export const GEMM_TP = 16;
+/** Output pixels per invocation of the GEMM kernel, at most (the 32-channel tile). */
+export const GEMM_TP_MAX = 32;
+/** Output pixels per invocation of the GEMM kernel. */
+export type GemmPixels = 16 | 32;
 /**
  * Texels of 4 output channels per invocation of the GEMM kernel: 8 channels
  * for groups of at most 8 outputs, 16, and 32 for groups of ≥ 32.
@@ -240,8 +251,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * ```
  */
 export function convGemmBlocks(taps: number, Cg4: number): [number, number, number, number][] {
-  // Passes: the tap loop (taps + 1), each texel loop (Cg4 + 1), the epilogue (GEMM_TP + 1).
-  const room = LOOP_LIMIT - GEMM_TP - 2;
+  // Passes: the tap loop (taps + 1), each texel loop (Cg4 + 1), the epilogue (≤ GEMM_TP_MAX + 1).
+  const room = LOOP_LIMIT - GEMM_TP_MAX - 2;
   const qb = Math.min(Cg4, room - 2);
   const tb = Math.max(1, Math.floor(room / (qb + 2)));
   // No taps (a sub-pixel phase that none reaches) or no inputs: one block that stores zeros.
@@ -329,7 +340,7 @@ fn add4(base: u32, o: u32, v: vec4<f32>) {
  * `hasBias, CS` (channel stride), `Wf, o0, osy, osx`: grid pixel (m, m') is
  * stored at `o0 + m·osy·Wf + m'·osx` of its channel; `t0, t1, q0, q1`: the
  * taps `[t0, t1)` and input texels `[q0, q1)` of the group this dispatch
- * sums. Grid `[⌈P/(8·TP)⌉, ⌈Og4/(nt·WGY)⌉, groups]`.
+ * sums. Grid `[⌈P/(8·tp)⌉, ⌈Og4/(nt·WGY)⌉, groups]`.
  *
  * Its loops make `(t1 − t0)·(q1 − q0 + 2)` passes and more, which llvmpipe
  * allows only up to 65,535 per invocation (`LOOP_BUDGET`, kernels/program.ts;
@@ -337,14 +348,18 @@ fn add4(base: u32, o: u32, v: vec4<f32>) {
  * ({@link convGemmBlocks}), the first of which stores its sums plus the bias
  * and the others add theirs to Y.
  */
-export function convGemmProgram(pass: ConvPass, nt: GemmWidth): KernelProgram {
-  const rows = range(GEMM_TP);
+export function convGemmProgram(
+  pass: ConvPass,
+  nt: GemmWidth,
+  tp: GemmPixels = GEMM_TP,
+): KernelProgram {
+  const rows = range(tp);
   const cols = range(nt);
   const L: string[] = [];
   L.push(`let g = wid.z;`);
   L.push(`let o4 = (wid.y * ${GEMM_WGY}u + lid.y) * ${nt}u;`);
   L.push(`if (o4 >= u.Og4) { return; }`);
-  L.push(...pixelRows(GEMM_TP, GEMM_WGX));
+  L.push(...pixelRows(tp, GEMM_WGX));
   // Output texels beyond the group are clamped to valid ones and never stored.
   for (const t of cols) L.push(`let col${t} = g * u.Og4 + min(o4 + ${t}u, u.Og4 - 1u);`);
   for (const i of rows) {
@@ -386,7 +401,7 @@ export function convGemmProgram(pass: ConvPass, nt: GemmWidth): KernelProgram {
   }
   // One store site per texel column, rows shifted up (as in the matmul kernel: unrolling every
   // store multiplies the compile time).
-  L.push(`for (var i = 0u; i < ${GEMM_TP}u; i++) {`);
+  L.push(`for (var i = 0u; i < ${tp}u; i++) {`);
   L.push(`  let p = pBase + i * ${GEMM_WGX}u;`);
   L.push(`  if (p < u.P) {`);
   L.push(`    let n = p / u.OHW;`);
@@ -403,7 +418,7 @@ export function convGemmProgram(pass: ConvPass, nt: GemmWidth): KernelProgram {
   L.push(`}`);
   return {
     name: `conv2d_${pass}`,
-    key: `conv2d_gemm_${GEMM_TP}x${4 * nt}_${GEMM_WGX}x${GEMM_WGY}`,
+    key: `conv2d_gemm_${tp}x${4 * nt}_${GEMM_WGX}x${GEMM_WGY}`,
     inputs: 3,
     outputs: 1,
     uniforms: true,

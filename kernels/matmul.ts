@@ -46,11 +46,20 @@
  * Texture path end to end (packing included): 8×8 wg 8×4 5.3 / 7.9 / 11.2;
  * 8×16 wg 8×4 5.4 / 8.6 / 13.6; 16×16 wg 8×2 5.8 / 9.5 / 16.5; 16×16 wg 8×4
  * 5.6 / 9.2 / 15.5; 24×16 wg 8×2 5.7 / 9.1 / 15.5; 32×16 wg 8×1 5.9 / 8.7 /
- * 17.2. Bigger tiles gain little more and compile slower: 16×16 it was (since
- * `deno task tune` measured 32×16 10-22% faster on BERT-mini's products, it
- * is the default on CPU-emulated adapters: engine/tune.ts), with
+ * 17.2. Bigger tiles gain little more and compile slower: 16×16 it was, with
  * transposes at aᵀ·b 6.7 / 8.8 / 14.3, a·bᵀ 6.8 / 8.9 / 14.2, aᵀ·bᵀ 5.8 /
- * 8.0 / 12.7 against a·b 7.7 / 9.7 / 14.7 in the same run.
+ * 8.0 / 12.7 against a·b 7.7 / 9.7 / 14.7 in the same run. Later `deno task
+ * tune` measured 32×16 10-22% faster on BERT-mini's products, and on a
+ * quieter machine (2026-12-08, vulkan) 32×32 (wg 8×1) another 1.22-1.46×
+ * on 8 of its 9 products (1024³: 57.6 → 39.4 ms with `32x32/8x1r`). The kernel alone at 1024³
+ * (a stripped copy without clamps, one or two runs each): 32×16 34-37 GFLOP/s,
+ * 32×32 41-49, 64×32 43-52, 64×16 39-41, 128×16 37-40, 16×64 37-40. A
+ * fit of those times gives ~70 cycles per 8-lane texel fetch and ~3 per
+ * vec4 multiply-add, so the fetches still cost more than the arithmetic;
+ * the order of the workgroups (along M or along N first: `rowsFirst`)
+ * changed little, nor did reading A from a uniform buffer instead of a
+ * texture (31 against 34 GFLOP/s): the fetch, not the memory behind it, is
+ * the cost. 32×32 is the default on CPU-emulated adapters (engine/tune.ts).
  *
  * Transposition is a compile-time variant of the packing (and of the storage
  * kernel); sizes, batch strides and broadcast flags are uniforms, so one
@@ -111,6 +120,11 @@ export interface TexTile {
   wgx: number;
   /** Workgroup height, along M. */
   wgy: number;
+  /**
+   * Workgroups numbered along M first (grid x over row blocks), so that
+   * consecutive workgroups share B's columns instead of A's rows.
+   */
+  rowsFirst?: boolean;
 }
 
 /**
@@ -128,6 +142,8 @@ export const DEFAULT_TEX_TILE: TexTile = { tm: TEX_TM, tn: TEX_TN, wgx: TEX_WG_X
 export const TEX_TILES: Record<string, TexTile> = {
   "16x16/8x2": DEFAULT_TEX_TILE,
   "32x16/8x1": { tm: 32, tn: 16, wgx: 8, wgy: 1 },
+  "32x32/8x1": { tm: 32, tn: 32, wgx: 8, wgy: 1 },
+  "32x32/8x1r": { tm: 32, tn: 32, wgx: 8, wgy: 1, rowsFirst: true },
   "16x8/8x2": { tm: 16, tn: 8, wgx: 8, wgy: 2 },
   "8x8/8x4": { tm: 8, tn: 8, wgx: 8, wgy: 4 },
   "4x8/16x4": { tm: 4, tn: 8, wgx: 16, wgy: 4 },
@@ -137,7 +153,19 @@ export const TEX_TILES: Record<string, TexTile> = {
 
 /** The name of a tile of {@link TEX_TILES} (or its dimensions, for another). */
 export function texTileName(t: TexTile): string {
-  return `${t.tm}x${t.tn}/${t.wgx}x${t.wgy}`;
+  return `${t.tm}x${t.tn}/${t.wgx}x${t.wgy}${t.rowsFirst ? "r" : ""}`;
+}
+
+/** The texture kernel's grid for `rows × N4` texels of C per batch entry of `layers`. */
+export function texGrid(
+  tile: TexTile,
+  rows: number,
+  N4: number,
+  layers: number,
+): [number, number, number] {
+  const cols = Math.ceil(N4 / (tile.wgx * (tile.tn / 4)));
+  const rowBlocks = Math.ceil(rows / (tile.wgy * tile.tm));
+  return tile.rowsFirst ? [rowBlocks, cols, layers] : [cols, rowBlocks, layers];
 }
 /** Workgroup shape of the packing kernel (x along texels, y along rows). */
 export const PACK_WG = 8;
@@ -258,7 +286,8 @@ ${STORE4}`,
  * Uniforms: `M, N, K4, N4, lA, lB, cOff, sC, kFirst, kLast, 0, 0` where
  * `K4 = ⌈K/4⌉`, `N4 = ⌈N/4⌉`, `lA`/`lB` are 1 when the operand has one layer
  * per batch entry, 0 when it is shared, and C's batch entry `b` starts at
- * `cOff + b·sC`. Grid: `[⌈N4/(wgx·tn/4)⌉, ⌈M/(wgy·tm)⌉, batch]` for the `tile`.
+ * `cOff + b·sC`. Grid: {@link texGrid}, `[⌈N4/(wgx·tn/4)⌉, ⌈M/(wgy·tm)⌉,
+ * batch]` for the `tile` (the first two swapped when `rowsFirst`).
  *
  * The textures may hold one block of K (at most {@link MAX_K4_TEXTURE} texels:
  * `LOOP_BUDGET` in kernels/program.ts): unless `kFirst`, the kernel adds its
@@ -274,16 +303,17 @@ export function matmulTexProgram(
   const nv = tile.tn / 4;
   const rows = Array.from({ length: tm }, (_, i) => i);
   const groups = Array.from({ length: nv }, (_, t) => t);
+  const [wc, wr] = tile.rowsFirst ? ["wid.y", "wid.x"] : ["wid.x", "wid.y"];
   const L: string[] = [];
   L.push(`let b = wid.z;
-  let row = (wid.y * ${wgy}u + lid.y) * ${tm}u;
+  let row = (${wr} * ${wgy}u + lid.y) * ${tm}u;
   if (row >= u.M) { return; }
   let la = b * u.lA;
   let lb = b * u.lB;`);
   // Texel columns of this invocation: strided by the workgroup width so that the lanes of one
   // vector fetch neighbouring texels. Out-of-range ones are clamped and never stored.
   for (const t of groups) {
-    L.push(`let g${t} = wid.x * ${wgx * nv}u + ${t * wgx}u + lid.x;`);
+    L.push(`let g${t} = ${wc} * ${wgx * nv}u + ${t * wgx}u + lid.x;`);
     L.push(`let gc${t} = min(g${t}, u.N4 - 1u);`);
   }
   for (const i of rows) L.push(`let m${i} = min(row + ${i}u, u.M - 1u);`);

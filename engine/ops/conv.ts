@@ -26,6 +26,7 @@ import {
   GEMM_TP,
   GEMM_WGX,
   GEMM_WGY,
+  type GemmPixels,
   type GemmWidth,
   PACK_WG,
   type WgradDepth,
@@ -555,16 +556,17 @@ function convPass(
       // 32 outputs per invocation where a group has that many (measured: 64 outputs 70 against
       // 91 ms; 16 outputs 45 against 38 ms for the narrow tile); 8 where it has at most 8.
       const nt: GemmWidth = p.Jg >= 32 ? 8 : p.Jg > 8 ? 4 : 2;
+      const tp = gemmPixels(nt);
       // Blocks of taps and input texels within llvmpipe's loop budget: one for usual shapes.
       const blocks = convGemmBlocks(taps, Cg4);
       for (const [t0, t1, q0, q1] of blocks) {
         u.set([t0, t1, q0, q1], 24);
-        run(convGemmProgram(pass, nt), {
+        run(convGemmProgram(pass, nt, tp), {
           inputs: [xt.view, wt.view, bias ?? noBias()],
           outputs: [outBind],
           uniforms: u.slice(),
           workgroups: [
-            Math.ceil(P / (GEMM_WGX * GEMM_TP)),
+            Math.ceil(P / (GEMM_WGX * tp)),
             Math.ceil(Math.ceil(p.Jg / 4) / (nt * GEMM_WGY)),
             p.G,
           ],
@@ -576,6 +578,14 @@ function convPass(
     }
   }
   return kept ? new KeptImage(xt, layout, [p.loY, p.loX]) : null;
+}
+
+/**
+ * Output pixels per invocation of the GEMM kernel for a tile of `nt` texels
+ * of output channels: 32 with the 32-channel tile, else 16.
+ */
+function gemmPixels(nt: GemmWidth): GemmPixels {
+  return nt === 8 ? 32 : 16;
 }
 
 /**

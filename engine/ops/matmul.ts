@@ -20,6 +20,7 @@ import {
   MAX_K4_TEXTURE,
   MAX_K_BUFFER,
   PACK_WG,
+  texGrid,
   TM,
   TN,
   WG_X,
@@ -328,11 +329,7 @@ function runTextured(g: Geometry, o: Operands, act: MatmulAct): void {
             0,
             0,
           ]),
-          workgroups: [
-            Math.ceil(N4 / (tile.wgx * (tile.tn / 4))),
-            Math.ceil(rows / (tile.wgy * tile.tm)),
-            nb,
-          ],
+          workgroups: texGrid(tile, rows, N4, nb),
           flops: 2 * nb * rows * N * kn,
           bytes: 4 * (lA * rows * kn + lB * kn * N + (k0 > 0 ? 2 : 1) * nb * rows * N),
         });

@@ -72,6 +72,10 @@ const CASES: Case[] = [
     opts: { stride: [2, 3], dilation: [2, 1], padding: [2, 0] },
   },
   { x: [1, 2, 1, 5], w: [2, 2, 1, 3], opts: { stride: 2, padding: [0, 1] } },
+  // The 32-channel tile over more pixels than one workgroup's (256), the last one partial: 33
+  // outputs (forward), then 33 inputs (data gradient).
+  { x: [2, 5, 13, 11], w: [33, 5, 3, 3], opts: { padding: 1 }, bias: true },
+  { x: [1, 33, 17, 16], w: [6, 33, 3, 3], opts: { padding: 1 } },
 ];
 
 /** The reference's padding for the engine's options ("same" resolved as PyTorch does). */

@@ -108,12 +108,12 @@ export function matmulClass(M: number, N: number, K: number): string {
  * (llvmpipe, lavapipe, SwiftShader) `32x32/8x1`, which `deno task tune`
  * (or its grid-transposed twin `32x32/8x1r`) measured 1.22-1.46× faster than
  * the earlier default `32x16/8x1` on 8 of its 9 products here (not on
- * BERT-mini's 2048×256·256×256, where `32x16/8x1` stayed best). With those
- * choices a BERT-mini step's texture-matmul kernels took 978-1,049 ms against
- * 1,142-1,157 with `32x16/8x1` everywhere, and the step 1,366-1,445 against
- * 1,524-1,530 ms (2 interleaved pairs of `deno task profile --model
- * bert-mini`, vulkan, 2026-12-08). On other adapters `16x16/8x2` until a
- * GPU's measurements say otherwise (a GPU spills big register tiles worse).
+ * BERT-mini's 2048×256·256×256, where `32x16/8x1` stayed best). As the
+ * default it took a BERT-mini step's texture-matmul kernels from 1,143-1,241
+ * to 1,033-1,056 ms and the step from 1,567-1,903 to 1,445-1,495 ms (2
+ * interleaved pairs of `deno task profile --model bert-mini`, vulkan,
+ * 2026-12-08). On other adapters `16x16/8x2` until a GPU's measurements say
+ * otherwise (a GPU spills big register tiles worse).
  */
 export function defaultTexTile(): TexTile {
   return /llvmpipe|lavapipe|swiftshader/i.test(gpu().description)

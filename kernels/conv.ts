@@ -25,10 +25,11 @@
  *
  * Forward ({@link convGemmProgram}): `Y[p, o] = Σ_{tap, c} X[p ⊕ tap, c] ·
  * W[tap, c, o]` with rows p = output pixels (all images of a chunk), each
- * invocation owning {@link GEMM_TP} pixels (strided by the workgroup width, so
- * the 8 lanes of a fetch read neighbouring pixels) × 4 or 8 texels of output
- * channels: per 4 input channels, 16 image and 16 (32) weight texels feed 256
- * (512) vec4 multiply-adds, the matmul kernel's ratio or better.
+ * invocation owning 16 pixels (strided by the workgroup width, so the 8
+ * lanes of a fetch read neighbouring pixels) × 2 or 4 texels of output
+ * channels, or 32 pixels × 8 texels: per 4 input channels, 16 image and 8
+ * (16) weight texels feed 128 (256) vec4 multiply-adds, or 32 and 32 feed
+ * 1,024, as the matmul kernel's 32×32 tile.
  * Data gradient: a transposed convolution of the output gradient, split into
  * the stride's sub-pixel phases: input rows `r, r + s, ...` receive only the
  * taps k with `(r + pad − k·d) mod s = 0`, which makes each phase a stride-1

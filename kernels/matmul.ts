@@ -49,17 +49,17 @@
  * 17.2. Bigger tiles gain little more and compile slower: 16×16 it was, with
  * transposes at aᵀ·b 6.7 / 8.8 / 14.3, a·bᵀ 6.8 / 8.9 / 14.2, aᵀ·bᵀ 5.8 /
  * 8.0 / 12.7 against a·b 7.7 / 9.7 / 14.7 in the same run. Later `deno task
- * tune` measured 32×16 10-22% faster on BERT-mini's products, and on a
- * quieter machine (2026-12-08, vulkan) 32×32 (wg 8×1) another 1.22-1.46×
+ * tune` measured 32×16 10-22% faster on BERT-mini's products, and later
+ * (2026-12-08, vulkan) 32×32 (wg 8×1) another 1.22-1.46×
  * on 8 of its 9 products (1024³: 57.6 → 39.4 ms with `32x32/8x1r`). The kernel alone at 1024³
  * (a stripped copy without clamps, one or two runs each): 32×16 34-37 GFLOP/s,
  * 32×32 41-49, 64×32 43-52, 64×16 39-41, 128×16 37-40, 16×64 37-40. A
- * fit of those times gives ~70 cycles per 8-lane texel fetch and ~3 per
- * vec4 multiply-add, so the fetches still cost more than the arithmetic;
+ * fit of those times (assuming 2.5 GHz) gives ~70 cycles per 8-lane texel
+ * fetch and ~3 per vec4 multiply-add, so the fetches still cost more than the arithmetic;
  * the order of the workgroups (along M or along N first: `rowsFirst`)
  * changed little, nor did reading A from a uniform buffer instead of a
- * texture (31 against 34 GFLOP/s): the fetch, not the memory behind it, is
- * the cost. 32×32 is the default on CPU-emulated adapters (engine/tune.ts).
+ * texture (31 against 34 GFLOP/s), which suggests that the fetch itself,
+ * not the memory behind it, is the cost. 32×32 is the default on CPU-emulated adapters (engine/tune.ts).
  *
  * Transposition is a compile-time variant of the packing (and of the storage
  * kernel); sizes, batch strides and broadcast flags are uniforms, so one

@@ -37,7 +37,8 @@ const { values } = parseArgs({
 const reps = Number(values.reps);
 
 /** [M, K, N, transA, transB, what]. */
-const SHAPES: [number, number, number, boolean, boolean, string][] = [
+/** `[M, K, N, transA, transB, what, batch]`: products of `batch` pairs of that shape. */
+const SHAPES: [number, number, number, boolean, boolean, string, number?][] = [
   [2048, 256, 256, false, true, "BERT-mini q/k/v/out forward"],
   [2048, 256, 1024, false, true, "BERT-mini FFN up forward"],
   [2048, 1024, 256, false, true, "BERT-mini FFN down forward"],
@@ -47,6 +48,8 @@ const SHAPES: [number, number, number, boolean, boolean, string][] = [
   [256, 256, 256, false, false, "square 256"],
   [512, 512, 512, false, false, "square 512"],
   [1024, 1024, 1024, false, false, "square 1024"],
+  [64, 64, 64, false, true, "BERT-mini attention q·kᵀ (32 sequences × 4 heads)", 128],
+  [128, 64, 128, false, true, "128-token attention q·kᵀ (16 sequences × 8 heads)", 128],
 ];
 
 const label = gpu().label;
@@ -58,9 +61,11 @@ const rows: string[] = [
   "| product | class | default ms | best tile | best ms | gain |",
   "|---|---|--:|---|--:|--:|",
 ];
-for (const [M, K, N, transA, transB, what] of SHAPES) {
+for (const [M, K, N, transA, transB, what, batch = 1] of SHAPES) {
   const cls = matmulClass(M, N, K);
-  const a = F.randn(transA ? [K, M] : [M, K]), b = F.randn(transB ? [N, K] : [K, N]);
+  const lead = batch > 1 ? [batch] : [];
+  const a = F.randn([...lead, ...(transA ? [K, M] : [M, K])]);
+  const b = F.randn([...lead, ...(transB ? [N, K] : [K, N])]);
   const ms: Record<string, number> = {};
   for (const name of Object.keys(TEX_TILES)) {
     setTuning({ format: 1, adapters: { [label]: { matmul_tex: { [cls]: name } } } });
@@ -73,7 +78,7 @@ for (const [M, K, N, transA, transB, what] of SHAPES) {
   }
   a.dispose();
   b.dispose();
-  const def = Object.keys(TEX_TILES).find((k) => TEX_TILES[k] === defaultTexTile())!;
+  const def = Object.keys(TEX_TILES).find((k) => TEX_TILES[k] === defaultTexTile(M, N))!;
   const best = Object.keys(ms).reduce((p, q) => (ms[q] < ms[p] ? q : p), def);
   // Several products may share a class: the costliest one measured decides.
   if (!(ms[def] <= classCost[cls])) {
@@ -81,9 +86,9 @@ for (const [M, K, N, transA, transB, what] of SHAPES) {
     chosen[cls] = best;
   }
   rows.push(
-    `| ${what} [${M}×${K}·${K}×${N}] | ${cls} | ${ms[def].toFixed(2)} | ${best} | ${
-      ms[best].toFixed(2)
-    } | ${(ms[def] / ms[best]).toFixed(2)}× |`,
+    `| ${what} [${batch > 1 ? `${batch}× ` : ""}${M}×${K}·${K}×${N}] | ${cls} | ${
+      ms[def].toFixed(2)
+    } | ${best} | ${ms[best].toFixed(2)} | ${(ms[def] / ms[best]).toFixed(2)}× |`,
   );
   console.log(rows.slice(printed).join("\n"));
   printed = rows.length;

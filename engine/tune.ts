@@ -104,26 +104,42 @@ export function matmulClass(M: number, N: number, K: number): string {
 }
 
 /**
- * The tile used where the tuning file names none: on CPU-emulated adapters
- * (llvmpipe, lavapipe, SwiftShader) `32x32/8x1`, which `deno task tune`
- * (or its grid-transposed twin `32x32/8x1r`) measured 1.22-1.46× faster than
- * the earlier default `32x16/8x1` on 8 of its 9 products here (not on
- * BERT-mini's 2048×256·256×256, where `32x16/8x1` stayed best). As the
- * default it took a BERT-mini step's texture-matmul kernels from 1,143-1,241
- * to 1,033-1,056 ms and the step from 1,567-1,903 to 1,445-1,495 ms (2
- * interleaved pairs of `deno task profile --model bert-mini`, vulkan,
- * 2026-12-08). On other adapters `16x16/8x2` until a GPU's measurements say
- * otherwise (a GPU spills big register tiles worse).
+ * The tile used where the tuning file names none. On CPU-emulated adapters
+ * (llvmpipe, lavapipe, SwiftShader) it depends on the size of one product's
+ * output, `M × N`:
+ * - above 128×128, `32x32/8x1`, which `deno task tune` (or its
+ *   grid-transposed twin `32x32/8x1r`) measured 1.22-1.46× faster than the
+ *   earlier default `32x16/8x1` on 8 of its 9 products here (not on
+ *   BERT-mini's 2048×256·256×256, where `32x16/8x1` stayed best). As the
+ *   default it took a BERT-mini step's texture-matmul kernels from
+ *   1,143-1,241 to 1,033-1,056 ms and the step from 1,567-1,903 to
+ *   1,445-1,495 ms (2 interleaved pairs of `deno task profile --model
+ *   bert-mini`, vulkan, 2026-12-08);
+ * - up to 128×128, `32x16/8x1`, and up to 64×64, `16x8/8x2`: on the batched
+ *   small products of attention the 32×32 tile was 1.6-1.8× slower. 128
+ *   products of 64×64·64×64 (BERT-mini's q·kᵀ, p·v and their gradients),
+ *   ms per product including packing: 32×32 10.8-12.5, 32×16 7.6-9.1, 16×8
+ *   6.1-7.0; 128 of 128×64·64×128: 32×32 21.0, 32×16 12.7, 16×8 16.2; 128
+ *   of 64×128·128×64: 32×32 16.3, 32×16 10.8, 16×8 9.2 (vulkan,
+ *   2026-12-08; a 2048×64·64×256 product, by contrast, was fastest with
+ *   32×32).
+ *
+ * On other adapters `16x16/8x2` until a GPU's measurements say otherwise (a
+ * GPU spills big register tiles worse).
  */
-export function defaultTexTile(): TexTile {
-  return /llvmpipe|lavapipe|swiftshader/i.test(gpu().description)
-    ? TEX_TILES["32x32/8x1"]
-    : DEFAULT_TEX_TILE;
+export function defaultTexTile(M = Infinity, N = Infinity): TexTile {
+  if (!/llvmpipe|lavapipe|swiftshader/i.test(gpu().description)) return DEFAULT_TEX_TILE;
+  const outputs = M * N;
+  return outputs <= 64 * 64
+    ? TEX_TILES["16x8/8x2"]
+    : outputs <= 128 * 128
+    ? TEX_TILES["32x16/8x1"]
+    : TEX_TILES["32x32/8x1"];
 }
 
 /** The tile for a product of this shape on this adapter. */
 export function matmulTile(M: number, N: number, K: number): TexTile {
   const t = load();
   const name = t?.adapters[gpu().label]?.matmul_tex?.[matmulClass(M, N, K)];
-  return name ? TEX_TILES[name] : defaultTexTile();
+  return name ? TEX_TILES[name] : defaultTexTile(M, N);
 }

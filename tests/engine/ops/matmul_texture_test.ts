@@ -268,7 +268,7 @@ Deno.test("the engine reads its tiles from FROST_TUNE_FILE, for this adapter onl
     Deno.env.set("FROST_TUNE_FILE", path);
     setTuning(undefined); // read the file again on next use
     assert.deepEqual(matmulTile(200, 256, 130), TEX_TILES["8x8/8x4"]);
-    assert.deepEqual(matmulTile(512, 512, 512), defaultTexTile()); // not this adapter's
+    assert.deepEqual(matmulTile(512, 512, 512), defaultTexTile(512, 512)); // not this adapter's
   } finally {
     if (prev === undefined) Deno.env.delete("FROST_TUNE_FILE");
     else Deno.env.set("FROST_TUNE_FILE", prev);

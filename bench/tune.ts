@@ -36,7 +36,6 @@ const { values } = parseArgs({
 });
 const reps = Number(values.reps);
 
-/** [M, K, N, transA, transB, what]. */
 /** `[M, K, N, transA, transB, what, batch]`: products of `batch` pairs of that shape. */
 const SHAPES: [number, number, number, boolean, boolean, string, number?][] = [
   [2048, 256, 256, false, true, "BERT-mini q/k/v/out forward"],

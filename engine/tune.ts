@@ -116,13 +116,13 @@ export function matmulClass(M: number, N: number, K: number): string {
  *   1,445-1,495 ms (2 interleaved pairs of `deno task profile --model
  *   bert-mini`, vulkan, 2026-12-08);
  * - up to 128×128, `32x16/8x1`, and up to 64×64, `16x8/8x2`: on the batched
- *   small products of attention the 32×32 tile was 1.6-1.8× slower. 128
- *   products of 64×64·64×64 (BERT-mini's q·kᵀ, p·v and their gradients),
- *   ms per product including packing: 32×32 10.8-12.5, 32×16 7.6-9.1, 16×8
- *   6.1-7.0; 128 of 128×64·64×128: 32×32 21.0, 32×16 12.7, 16×8 16.2; 128
- *   of 64×128·128×64: 32×32 16.3, 32×16 10.8, 16×8 9.2 (vulkan,
- *   2026-12-08; a 2048×64·64×256 product, by contrast, was fastest with
- *   32×32).
+ *   small products of attention the 32×32 tile was 1.6-1.8× slower. Wall
+ *   ms per batched call (packing included, 5 calls per wait for the GPU):
+ *   128 products of 64×64·64×64 (BERT-mini's q·kᵀ, p·v and their
+ *   gradients) 32×32 10.8-12.5, 32×16 7.6-9.1, 16×8 6.1-7.0; 128 of
+ *   128×64·64×128: 32×32 21.0, 32×16 12.7, 16×8 16.2; 128 of
+ *   64×128·128×64: 32×32 16.3, 32×16 10.8, 16×8 9.2 (vulkan, 2026-12-08;
+ *   a single 2048×64·64×256 product, by contrast, was fastest with 32×32).
  *
  * On other adapters `16x16/8x2` until a GPU's measurements say otherwise (a
  * GPU spills big register tiles worse).

@@ -89,13 +89,19 @@ import { type KernelProgram, LOOP_LIMIT } from "./program.ts";
 export const GEMM_TP = 16;
 /** Output pixels per invocation of the GEMM kernel, at most (the 32-channel tile). */
 export const GEMM_TP_MAX = 32;
-/** Output pixels per invocation of the GEMM kernel. */
-export type GemmPixels = 16 | 32;
 /**
  * Texels of 4 output channels per invocation of the GEMM kernel: 8 channels
  * for groups of at most 8 outputs, 16, and 32 for groups of ≥ 32.
  */
 export type GemmWidth = 2 | 4 | 8;
+/**
+ * Output pixels per invocation of the GEMM kernel for a tile of `nt` texels
+ * of output channels: {@link GEMM_TP_MAX} with the 32-channel tile (as the
+ * matmul's 32×32), else {@link GEMM_TP}.
+ */
+export function gemmPixels(nt: GemmWidth): number {
+  return nt === 8 ? GEMM_TP_MAX : GEMM_TP;
+}
 /** Workgroup width (along pixels) of the GEMM and depthwise kernels. */
 export const GEMM_WGX = 8;
 /** Workgroup height (along output-channel texels) of the GEMM kernel. */
@@ -349,11 +355,8 @@ fn add4(base: u32, o: u32, v: vec4<f32>) {
  * ({@link convGemmBlocks}), the first of which stores its sums plus the bias
  * and the others add theirs to Y.
  */
-export function convGemmProgram(
-  pass: ConvPass,
-  nt: GemmWidth,
-  tp: GemmPixels = GEMM_TP,
-): KernelProgram {
+export function convGemmProgram(pass: ConvPass, nt: GemmWidth): KernelProgram {
+  const tp = gemmPixels(nt);
   const rows = range(tp);
   const cols = range(nt);
   const L: string[] = [];

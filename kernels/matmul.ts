@@ -59,7 +59,8 @@
  * the order of the workgroups (along M or along N first: `rowsFirst`)
  * changed little, nor did reading A from a uniform buffer instead of a
  * texture (31 against 34 GFLOP/s), which suggests that the fetch itself,
- * not the memory behind it, is the cost. 32×32 is the default on CPU-emulated adapters (engine/tune.ts).
+ * not the memory behind it, is the cost. 32×32 is the default on CPU-emulated adapters for outputs
+ * above 128×128 per product; smaller ones get smaller tiles (`defaultTexTile`, engine/tune.ts).
  *
  * Transposition is a compile-time variant of the packing (and of the storage
  * kernel); sizes, batch strides and broadcast flags are uniforms, so one

@@ -26,7 +26,7 @@ import {
   GEMM_TP,
   GEMM_WGX,
   GEMM_WGY,
-  type GemmPixels,
+  gemmPixels,
   type GemmWidth,
   PACK_WG,
   type WgradDepth,
@@ -561,7 +561,7 @@ function convPass(
       const blocks = convGemmBlocks(taps, Cg4);
       for (const [t0, t1, q0, q1] of blocks) {
         u.set([t0, t1, q0, q1], 24);
-        run(convGemmProgram(pass, nt, tp), {
+        run(convGemmProgram(pass, nt), {
           inputs: [xt.view, wt.view, bias ?? noBias()],
           outputs: [outBind],
           uniforms: u.slice(),
@@ -578,14 +578,6 @@ function convPass(
     }
   }
   return kept ? new KeptImage(xt, layout, [p.loY, p.loX]) : null;
-}
-
-/**
- * Output pixels per invocation of the GEMM kernel for a tile of `nt` texels
- * of output channels: 32 with the 32-channel tile, else 16.
- */
-function gemmPixels(nt: GemmWidth): GemmPixels {
-  return nt === 8 ? 32 : 16;
 }
 
 /**
